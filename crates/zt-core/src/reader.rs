@@ -1,0 +1,67 @@
+//! The one trait every format reader implements.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use crate::{Attributes, Error, TensorInfo};
+
+/// Bytes of a component: a view into the reader's memory map when they lie raw in the file
+/// (zero-copy), or an owned buffer when they had to be decoded, converted or gathered.
+///
+/// A borrowed view keeps the file's own alignment: it is 64-byte aligned in `.zt` files, but
+/// foreign formats (npz, ONNX, pickle) may place data at any offset, so callers that need typed
+/// access must check alignment (or copy) rather than assume it.
+pub type TensorBytes<'a> = Cow<'a, [u8]>;
+
+/// Read access to the tensors of one file, whatever its format.
+///
+/// Implementations validate everything they hand out: a name listed by [`names`](Self::names)
+/// has an [`info`](Self::info), and every byte range they return was checked against the file.
+pub trait TensorReader: Send + Sync {
+    /// A short format name: `"zt"`, `"safetensors"`, `"pickle"`, ...
+    fn format_name(&self) -> &str;
+
+    /// The file this reader was opened on.
+    fn path(&self) -> &Path;
+
+    /// Tensor names in a stable order (sorted by UTF-8 bytes unless the format defines one).
+    fn names(&self) -> Vec<&str>;
+
+    /// Shape, format, components and attributes of one tensor.
+    fn info(&self, name: &str) -> Result<&TensorInfo, Error>;
+
+    /// File-level metadata (`.zt` root attributes, safetensors `__metadata__`, GGUF KVs, ...).
+    fn metadata(&self) -> &Attributes;
+
+    /// The decoded bytes of one component.
+    fn component(&self, name: &str, component: &str) -> Result<TensorBytes<'_>, Error>;
+
+    /// The element bytes of a dense tensor, checked against its shape.
+    fn dense(&self, name: &str) -> Result<TensorBytes<'_>, Error> {
+        let info = self.info(name)?;
+        let expected = info.dense_byte_len()?;
+        let bytes = self.component(name, "data")?;
+        if let Some(expected) = expected.filter(|&e| e != bytes.len() as u64) {
+            return Err(Error::LengthMismatch {
+                component: "data".into(),
+                expected,
+                actual: bytes.len() as u64,
+            }
+            .in_tensor(name));
+        }
+        Ok(bytes)
+    }
+
+    /// Number of tensors.
+    fn len(&self) -> usize {
+        self.names().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.info(name).is_ok()
+    }
+}
