@@ -14,7 +14,11 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 
-    #[error("not a {format} file: expected magic {expected:?}, found {found:?}")]
+    #[error(
+        "not a {format} file: expected magic \"{}\", found \"{}\"",
+        expected.escape_ascii(),
+        found.escape_ascii()
+    )]
     BadMagic {
         format: &'static str,
         expected: &'static [u8],

@@ -29,17 +29,24 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn all_options() -> Vec<ComponentOptions> {
+/// Levels 19 and 22 allocate a 128 MiB window per frame in streaming mode (as zTensor 1.2.3
+/// does), so they run for one dtype only to keep the suite fast.
+fn all_options(dtype: DType) -> Vec<ComponentOptions> {
     let mut v = Vec::new();
-    for compression in [
-        None,
-        Some(1),
-        Some(3),
-        Some(19),
-        Some(22),
-        Some(-5),
-        Some(0),
-    ] {
+    let levels: &[Option<i32>] = if dtype == DType::F32 {
+        &[
+            None,
+            Some(1),
+            Some(3),
+            Some(19),
+            Some(22),
+            Some(-5),
+            Some(0),
+        ]
+    } else {
+        &[None, Some(1), Some(3), Some(-5)]
+    };
+    for &compression in levels {
         for checksum in [
             ChecksumAlgorithm::None,
             ChecksumAlgorithm::Crc32c,
@@ -62,7 +69,7 @@ fn every_dtype_level_and_checksum_round_trips() {
     let mut expected = Vec::new();
     let mut w = Writer::create(&path).unwrap();
     for (i, dtype) in DType::ALL.into_iter().enumerate() {
-        for (j, options) in all_options().into_iter().enumerate() {
+        for (j, options) in all_options(dtype).into_iter().enumerate() {
             let name = format!("{dtype}/{j}");
             let shape = [3u64, 5];
             let mut bytes = pattern(15 * dtype.size(), (i * 31 + j) as u8);
