@@ -44,7 +44,9 @@ pub fn detect(path: impl AsRef<Path>) -> Result<FileFormat> {
     let path = path.as_ref();
     let mut head = [0u8; 8];
     let mut file = std::fs::File::open(path).map_err(|e| Error::from(e).in_file(path))?;
-    let n = file.read(&mut head).map_err(|e| Error::from(e).in_file(path))?;
+    let n = file
+        .read(&mut head)
+        .map_err(|e| Error::from(e).in_file(path))?;
     let head = &head[..n];
     if head == zt_format::MAGIC || head == zt_format::LEGACY_MAGIC {
         return Ok(FileFormat::Zt);
