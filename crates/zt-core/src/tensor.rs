@@ -168,7 +168,8 @@ impl Digest {
             .strip_prefix("crc32c:0x")
             .or_else(|| text.strip_prefix("crc32c:0X"))
         {
-            if hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // zTensor 1.2.3 writes 8 digits but parses any u32 in hex; so do we.
+            if (1..=8).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 if let Ok(v) = u32::from_str_radix(hex, 16) {
                     return Digest::Crc32c(v);
                 }

@@ -20,9 +20,6 @@ pub const LEGACY_VERSION: &str = "0.1.0";
 /// the recursive decoder's stack use small.
 pub const MAX_CBOR_DEPTH: usize = 128;
 
-/// The name of the codec encoding reserved for the weight codec (see `spec/`).
-pub const ENCODING_ZSTD: &str = "zstd";
-
 /// The parsed manifest of a `.zt` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -74,7 +71,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, Error> {
                 set_once(
                     &mut attributes,
                     "attributes",
-                    parse_attributes(value, "root")?,
+                    parse_optional_attributes(value, "root")?,
                 )?;
             }
             "objects" => {
@@ -85,7 +82,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, Error> {
     }
     Ok(Manifest {
         version: version.ok_or_else(|| Error::manifest("missing field 'version'"))?,
-        attributes,
+        attributes: attributes.flatten(),
         objects: objects.ok_or_else(|| Error::manifest("missing field 'objects'"))?,
     })
 }

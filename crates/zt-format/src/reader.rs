@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use zt_core::{
-    Attributes, ByteRange, Component, Encoding, Error, Format, TensorBytes, TensorInfo,
-    TensorReader,
+    Attributes, ByteRange, Component, Encoding, Error, Format, LogicalType, TensorBytes,
+    TensorInfo, TensorReader,
 };
 
 use crate::checksum;
@@ -214,65 +214,50 @@ impl ZtReader {
 
     fn read_into_inner(&self, name: &str, role: &str, out: &mut [u8]) -> Result<(), Error> {
         let (info, component) = self.lookup(name, role)?;
+        let want = out.len() as u64;
+        if component.decoded_len.is_some_and(|d| d != want) {
+            return Err(length_mismatch(
+                role,
+                component.decoded_len.unwrap_or(0),
+                want,
+            ));
+        }
+        check_decoded_len(info, role, component, want)?;
         let stored = self.checked_stored(role, component)?;
         match &component.encoding {
             Encoding::Raw => {
-                if stored.len() != out.len() {
-                    return Err(length_mismatch(role, out.len() as u64, stored.len() as u64));
-                }
                 out.copy_from_slice(stored);
                 Ok(())
             }
-            Encoding::Zstd => {
-                let expected = self.expected_decoded_len(info, role, component)?;
-                if expected.is_some_and(|e| e != out.len() as u64) {
-                    return Err(length_mismatch(
-                        role,
-                        expected.unwrap_or(0),
-                        out.len() as u64,
-                    ));
-                }
-                decode_zstd_into(role, stored, out)
-            }
+            Encoding::Zstd => decode_zstd_into(role, stored, out),
             Encoding::Other(name) => Err(Error::UnsupportedEncoding(name.clone())),
         }
     }
 
+    /// The stored bytes, with their digest checked when the caller asked for verification or
+    /// when the component is compressed (decoding costs far more than hashing, and zTensor 1.2.3
+    /// always checks compressed components).
     fn checked_stored(&self, role: &str, component: &Component) -> Result<&[u8], Error> {
         let stored = self.stored_slice(component);
-        if self.options.verify_checksums {
+        if self.options.verify_checksums || component.encoding != Encoding::Raw {
             checksum::verify(role, component.digest.as_ref(), stored)?;
         }
         Ok(stored)
     }
 
-    /// The decoded length a compressed component must have, from the manifest and (for dense
-    /// data) the shape. `None` when nothing declares it.
-    fn expected_decoded_len(
-        &self,
-        info: &TensorInfo,
-        role: &str,
-        component: &Component,
-    ) -> Result<Option<u64>, Error> {
-        let from_shape = if info.format == Format::Dense && role == "data" {
-            dense_len(info, component)?
-        } else {
-            None
-        };
-        match (component.decoded_len, from_shape) {
-            (Some(a), Some(b)) if a != b => Err(length_mismatch(role, b, a)),
-            (a, b) => Ok(a.or(b)),
-        }
-    }
-
     fn component_inner(&self, name: &str, role: &str) -> Result<TensorBytes<'_>, Error> {
         let (info, component) = self.lookup(name, role)?;
         let stored = self.checked_stored(role, component)?;
-        match &component.encoding {
-            Encoding::Raw => Ok(Cow::Borrowed(stored)),
+        let bytes = match &component.encoding {
+            Encoding::Raw => Cow::Borrowed(stored),
             Encoding::Zstd => {
-                let expected = self.expected_decoded_len(info, role, component)?;
-                let limit = expected.unwrap_or(self.options.max_decoded_len);
+                // Decode no further than the manifest declares (or, failing that, the shape
+                // implies): a bomb stops at the declared size.
+                let declared = match component.decoded_len {
+                    Some(n) => Some(n),
+                    None => dense_len(info, role, component)?,
+                };
+                let limit = declared.unwrap_or(self.options.max_decoded_len);
                 if limit > self.options.max_decoded_len {
                     return Err(Error::LimitExceeded {
                         what: format!("decoded component '{role}'"),
@@ -281,21 +266,21 @@ impl ZtReader {
                     });
                 }
                 let decoded = decode_zstd(role, stored, limit)?;
-                if let Some(expected) = expected {
-                    if decoded.len() as u64 != expected {
-                        return Err(Error::Decompress {
-                            component: role.to_owned(),
-                            reason: format!(
-                                "decoded {} bytes but the manifest declares {expected}",
-                                decoded.len()
-                            ),
-                        });
-                    }
+                if let Some(n) = component.decoded_len.filter(|&n| n != decoded.len() as u64) {
+                    return Err(Error::Decompress {
+                        component: role.to_owned(),
+                        reason: format!(
+                            "decoded {} bytes but the manifest declares {n}",
+                            decoded.len()
+                        ),
+                    });
                 }
-                Ok(Cow::Owned(decoded))
+                Cow::Owned(decoded)
             }
-            Encoding::Other(enc) => Err(Error::UnsupportedEncoding(enc.clone())),
-        }
+            Encoding::Other(enc) => return Err(Error::UnsupportedEncoding(enc.clone())),
+        };
+        check_decoded_len(info, role, component, bytes.len() as u64)?;
+        Ok(bytes)
     }
 }
 
@@ -329,6 +314,15 @@ impl TensorReader for ZtReader {
             .map_err(|e| e.in_tensor(name).in_file(&self.path))
     }
 
+    /// `component` already checks the length of dense data (including the storage-shaped
+    /// complex layout zTensor 1.2 writes), so only the format needs checking here.
+    fn dense(&self, name: &str) -> Result<TensorBytes<'_>, Error> {
+        self.info(name)?
+            .dense_component()
+            .map_err(|e| e.in_file(&self.path))?;
+        self.component(name, "data")
+    }
+
     fn len(&self) -> usize {
         self.manifest.objects.len()
     }
@@ -346,9 +340,51 @@ fn length_mismatch(role: &str, expected: u64, actual: u64) -> Error {
     }
 }
 
-/// Bytes that the dense `data` component must decode to, from shape, dtype and logical type.
-pub(crate) fn dense_len(info: &TensorInfo, component: &Component) -> Result<Option<u64>, Error> {
+/// Bytes a dense tensor's `data` component decodes to, from shape, dtype and logical type;
+/// `None` for other components and for logical types whose packing is unknown.
+pub(crate) fn dense_len(
+    info: &TensorInfo,
+    role: &str,
+    component: &Component,
+) -> Result<Option<u64>, Error> {
+    if info.format != Format::Dense || role != "data" {
+        return Ok(None);
+    }
     component.byte_len_for(&info.shape)
+}
+
+/// Checks a component's decoded length against what its tensor needs. Checked per tensor when
+/// it is read (not when the file is opened), so one inconsistent tensor does not make the rest
+/// of a file unreadable.
+pub(crate) fn check_decoded_len(
+    info: &TensorInfo,
+    role: &str,
+    component: &Component,
+    actual: u64,
+) -> Result<(), Error> {
+    let unit = component.dtype.size() as u64;
+    match dense_len(info, role, component)? {
+        Some(expected) if expected == actual => Ok(()),
+        // zTensor 1.2's Python writer stores complex tensors with their storage shape ([n, 2]
+        // floats for n complex numbers) and the logical type on top: accept that layout too.
+        Some(_)
+            if matches!(
+                component.logical_type,
+                Some(LogicalType::Complex64 | LogicalType::Complex128)
+            ) && info.shape.byte_len(component.dtype).ok() == Some(actual) =>
+        {
+            Ok(())
+        }
+        Some(expected) => Err(length_mismatch(role, expected, actual)),
+        None if actual % unit != 0 && component.logical_type.is_none() => {
+            Err(Error::LengthMismatch {
+                component: role.to_owned(),
+                expected: actual - actual % unit,
+                actual,
+            })
+        }
+        None => Ok(()),
+    }
 }
 
 /// Decodes zstd frames, growing the output only as data actually arrives, and failing as soon
@@ -420,9 +456,12 @@ fn parse_container(bytes: &[u8], recover: bool) -> Result<(Variant, Layout, Mani
             found: head.to_vec(),
         });
     }
+    // Recovery is for a torn append only: the footer magic is written last, so a file whose
+    // last 8 bytes are the magic finished writing, and any error in it is reported as is.
+    let torn = len < 8 + FOOTER_LEN || &bytes[bytes.len() - 8..] != MAGIC;
     match parse_footer_at(bytes, len) {
         Ok(found) => Ok((Variant::V1, found.0, found.1)),
-        Err(first_error) if recover => match recover_footer(bytes, len) {
+        Err(first_error) if recover && torn => match recover_footer(bytes, len) {
             Some((layout, manifest)) => Ok((Variant::V1, layout, manifest)),
             None => Err(first_error),
         },
@@ -501,7 +540,7 @@ fn recover_footer(bytes: &[u8], len: u64) -> Option<(Layout, Manifest)> {
 }
 
 fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(haystack, needle)
 }
 
 fn parse_legacy(bytes: &[u8]) -> Result<(Layout, Manifest), Error> {
@@ -544,8 +583,8 @@ fn parse_legacy(bytes: &[u8]) -> Result<(Layout, Manifest), Error> {
     ))
 }
 
-/// Checks every component against the data area `[8, data_end)`: alignment, bounds, overlap,
-/// and for raw dense data the length implied by the shape.
+/// Checks the structure of every component against the data area `[8, data_end)`: alignment,
+/// bounds, overlap; and that every shape has a countable number of elements.
 pub(crate) fn validate_components(
     manifest: &Manifest,
     data_end: u64,
@@ -554,6 +593,7 @@ pub(crate) fn validate_components(
     let mut ranges: Vec<(u64, u64, &str, &str)> = Vec::new();
     for (name, info) in &manifest.objects {
         let in_tensor = |e: Error| e.in_tensor(name);
+        info.shape.numel().map_err(in_tensor)?;
         for (role, c) in &info.components {
             let range = c.location.expect("parsed components have a location");
             let end = range.end().ok_or_else(|| {
@@ -579,25 +619,6 @@ pub(crate) fn validate_components(
                     length: range.length,
                     file_len: data_end,
                 }));
-            }
-            if c.encoding == Encoding::Raw {
-                let unit = c.dtype.size() as u64;
-                if info.format == Format::Dense && role == "data" {
-                    if let Some(expected) = dense_len(info, c).map_err(in_tensor)? {
-                        if expected != range.length {
-                            return Err(in_tensor(length_mismatch(role, expected, range.length)));
-                        }
-                    }
-                } else if range.length % unit != 0 {
-                    return Err(in_tensor(Error::LengthMismatch {
-                        component: role.clone(),
-                        expected: range.length - range.length % unit,
-                        actual: range.length,
-                    }));
-                }
-            } else if info.format == Format::Dense && role == "data" {
-                // Compressed dense data: the shape must still be countable.
-                dense_len(info, c).map_err(in_tensor)?;
             }
             if range.length > 0 {
                 ranges.push((range.offset, end, name, role));

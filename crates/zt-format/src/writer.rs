@@ -259,7 +259,7 @@ impl Writer {
         };
         let mut data = Component::raw(dtype, 0, 0);
         data.logical_type = logical_type.cloned();
-        if let Some(expected) = dense_len(&probe, &data).map_err(|e| e.in_tensor(name))? {
+        if let Some(expected) = dense_len(&probe, "data", &data).map_err(|e| e.in_tensor(name))? {
             if expected != bytes.len() as u64 {
                 return Err(Error::LengthMismatch {
                     component: "data".into(),
@@ -583,39 +583,36 @@ impl Writer {
 
     fn finish_inner(&mut self) -> Result<u64, Error> {
         let manifest = encode_manifest(&self.manifest).map_err(|e| e.in_file(&self.path))?;
-        let mut out = self.out.take().expect("checked open");
-        let write = |out: &mut BufWriter<File>| -> io::Result<()> {
+        let appending = matches!(self.mode, Mode::Append { .. });
+        let sync = self.options.sync;
+        let out = self.out.as_mut().expect("checked open");
+        let result = (|| -> io::Result<()> {
+            if appending && sync {
+                // The new blobs must be durable before the footer that points at them.
+                out.flush()?;
+                out.get_ref().sync_data()?;
+            }
             out.write_all(&manifest)?;
             out.write_all(&(manifest.len() as u64).to_le_bytes())?;
             out.write_all(MAGIC)?;
-            out.flush()
-        };
-        let written = write(&mut out);
-        let file = match (written, out.into_inner()) {
-            (Ok(()), Ok(file)) => file,
-            (Err(e), _) => return Err(self.io_error(e)),
-            (_, Err(e)) => return Err(self.io_error(e.into_error())),
-        };
+            out.flush()?;
+            if sync {
+                out.get_ref().sync_all()?;
+            }
+            Ok(())
+        })();
+        // On error `self.out` is still set, so `finish` abandons: the temporary file is removed,
+        // or an append is truncated back to its committed footer.
+        result.map_err(|e| self.io_error(e))?;
         let size = self.pos + manifest.len() as u64 + crate::FOOTER_LEN;
-        if let Mode::Append { .. } = self.mode {
-            // The bytes after the old footer may be longer than what we wrote if the file was
-            // bigger; it is not (we truncated on open), but be exact anyway.
-            file.set_len(size).map_err(|e| self.io_error(e))?;
-        }
-        if self.options.sync {
-            file.sync_all().map_err(|e| self.io_error(e))?;
-        }
-        drop(file);
         if let Mode::Create { temp } = &self.mode {
             fs::rename(temp, &self.path).map_err(|e| self.io_error(e))?;
-            if self.options.sync {
+            if sync {
                 sync_parent_dir(&self.path);
             }
         }
-        // Nothing left to clean up.
-        self.mode = Mode::Append {
-            committed_len: size,
-        };
+        // Committed: nothing is left to clean up.
+        self.out = None;
         Ok(size)
     }
 
@@ -730,7 +727,9 @@ impl TensorWriter<'_> {
             let data = info
                 .dense_component()
                 .map_err(|e| e.in_file(&writer.path))?;
-            if let Some(expected) = dense_len(&info, data).map_err(|e| e.in_tensor(&info.name))? {
+            if let Some(expected) =
+                dense_len(&info, "data", data).map_err(|e| e.in_tensor(&info.name))?
+            {
                 let actual = data.decoded_len.unwrap_or(0);
                 if expected != actual {
                     return Err(Error::LengthMismatch {

@@ -694,3 +694,103 @@ fn checksum_mismatch_is_reported_with_names() {
     }
     assert!(r.verify_all(false).is_err());
 }
+
+#[test]
+fn one_inconsistent_tensor_does_not_hide_the_others() {
+    // zTensor 1.2.3's Python `Writer.write` lets a dense tensor's bytes disagree with its
+    // shape, and writes complex tensors with their storage shape: such files must still open.
+    let dir = tmp();
+    let path = dir.path().join("mixed.zt");
+    let mut w = Writer::create(&path).unwrap();
+    let mut t = w.begin_tensor("bad", [3], Format::Dense).unwrap();
+    t.write_component("data", DType::F32, None, &[0; 16], ComponentOptions::raw())
+        .unwrap();
+    assert!(t.finish().is_err(), "our writer refuses it");
+    w.finish().unwrap();
+
+    // Build the same thing through the manifest, as 1.2.3 would write it.
+    let mut bytes = b"ZTEN1000".to_vec();
+    bytes.resize(64, 0);
+    bytes.extend_from_slice(&[0; 16]); // "bad": 4 floats under shape [3]
+    bytes.resize(128, 0);
+    bytes.extend_from_slice(&[1; 16]); // "cplx": 2 complex64 stored as shape [2, 2] f32
+    bytes.resize(192, 0);
+    bytes.extend_from_slice(&[2; 4]); // "good"
+    let mut m = zt_format::Manifest::default();
+    for (name, shape, offset, len, dtype, logical) in [
+        ("bad", vec![3u64], 64u64, 16u64, DType::F32, None),
+        (
+            "cplx",
+            vec![2, 2],
+            128,
+            16,
+            DType::F32,
+            Some(LogicalType::Complex64),
+        ),
+        ("good", vec![4], 192, 4, DType::U8, None),
+    ] {
+        let mut data = zt_core::Component::raw(dtype, offset, len);
+        data.logical_type = logical;
+        m.objects.insert(
+            name.into(),
+            zt_core::TensorInfo {
+                name: name.into(),
+                shape: shape.into(),
+                format: Format::Dense,
+                components: [("data".to_owned(), data)].into(),
+                attributes: None,
+            },
+        );
+    }
+    let manifest = zt_format::manifest::encode_manifest(&m).unwrap();
+    bytes.extend_from_slice(&manifest);
+    bytes.extend_from_slice(&(manifest.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(b"ZTEN1000");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let r = ZtReader::open(&path).unwrap();
+    assert_eq!(&*r.dense("good").unwrap(), &[2; 4]);
+    assert_eq!(&*r.dense("cplx").unwrap(), &[1; 16]);
+    let e = r.dense("bad").unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            Error::LengthMismatch {
+                expected: 12,
+                actual: 16,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.tensor(), Some("bad"));
+}
+
+#[test]
+fn a_complete_footer_with_a_bad_manifest_is_an_error_not_a_rollback() {
+    let dir = tmp();
+    let path = dir.path().join("f.zt");
+    let mut w = Writer::create(&path).unwrap();
+    w.add_dense("a", [1], DType::U8, &[1], ComponentOptions::raw())
+        .unwrap();
+    w.finish().unwrap();
+    let mut w = Writer::append(&path).unwrap();
+    w.add_dense("b", [1], DType::U8, &[2], ComponentOptions::raw())
+        .unwrap();
+    w.finish().unwrap();
+    // Corrupt the last manifest but keep the footer magic: the reader must not silently fall
+    // back to the older footer (which would drop "b" and let an appender truncate it away).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    let size = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().unwrap()) as usize;
+    bytes[n - 16 - size] = 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = ZtReader::open(&path).unwrap_err();
+    assert!(matches!(e.kind(), Error::Manifest(_)), "{e}");
+    assert!(Writer::append(&path).is_err());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the appender touched nothing"
+    );
+}
