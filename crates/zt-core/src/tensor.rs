@@ -169,15 +169,16 @@ impl Digest {
             .or_else(|| text.strip_prefix("crc32c:0X"))
         {
             // zTensor 1.2.3 writes 8 digits but parses any u32 in hex; so do we.
-            if (1..=8).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                if let Ok(v) = u32::from_str_radix(hex, 16) {
-                    return Digest::Crc32c(v);
-                }
+            if (1..=8).contains(&hex.len())
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && let Ok(v) = u32::from_str_radix(hex, 16)
+            {
+                return Digest::Crc32c(v);
             }
-        } else if let Some(hex) = text.strip_prefix("sha256:") {
-            if let Some(bytes) = decode_hex::<32>(hex) {
-                return Digest::Sha256(bytes);
-            }
+        } else if let Some(hex) = text.strip_prefix("sha256:")
+            && let Some(bytes) = decode_hex::<32>(hex)
+        {
+            return Digest::Sha256(bytes);
         }
         Digest::Other(text.to_owned())
     }
@@ -336,10 +337,10 @@ impl TensorInfo {
             Format::SparseCsr | Format::SparseCoo => Some("values"),
             _ => None,
         };
-        if let Some(role) = preferred {
-            if let Some((k, c)) = self.components.get_key_value(role) {
-                return Some((k.as_str(), c));
-            }
+        if let Some(role) = preferred
+            && let Some((k, c)) = self.components.get_key_value(role)
+        {
+            return Some((k.as_str(), c));
         }
         self.components.iter().next().map(|(k, c)| (k.as_str(), c))
     }

@@ -6,7 +6,7 @@ use zt_core::{ChecksumAlgorithm, Digest, Error};
 /// An incremental checksum, fed as bytes are written.
 pub(crate) enum Hasher {
     None,
-    Crc32c(crc_fast::Digest),
+    Crc32c(Box<crc_fast::Digest>),
     Sha256(Box<Sha256>),
 }
 
@@ -14,9 +14,9 @@ impl Hasher {
     pub(crate) fn new(algorithm: ChecksumAlgorithm) -> Hasher {
         match algorithm {
             ChecksumAlgorithm::None => Hasher::None,
-            ChecksumAlgorithm::Crc32c => {
-                Hasher::Crc32c(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi))
-            }
+            ChecksumAlgorithm::Crc32c => Hasher::Crc32c(Box::new(crc_fast::Digest::new(
+                crc_fast::CrcAlgorithm::Crc32Iscsi,
+            ))),
             ChecksumAlgorithm::Sha256 => Hasher::Sha256(Box::new(Sha256::new())),
         }
     }

@@ -376,7 +376,7 @@ pub(crate) fn check_decoded_len(
             Ok(())
         }
         Some(expected) => Err(length_mismatch(role, expected, actual)),
-        None if actual % unit != 0 && component.logical_type.is_none() => {
+        None if !actual.is_multiple_of(unit) && component.logical_type.is_none() => {
             Err(Error::LengthMismatch {
                 component: role.to_owned(),
                 expected: actual - actual % unit,
@@ -526,10 +526,10 @@ fn recover_footer(bytes: &[u8], len: u64) -> Option<(Layout, Manifest)> {
     for _ in 0..MAX_RECOVERY_CANDIDATES {
         let pos = find_last(&bytes[..search_end], MAGIC)?;
         let end = pos as u64 + 8;
-        if pos >= 8 {
-            if let Ok(found) = parse_footer_at(bytes, end) {
-                return Some(found);
-            }
+        if pos >= 8
+            && let Ok(found) = parse_footer_at(bytes, end)
+        {
+            return Some(found);
         }
         search_end = pos + 7;
         if pos == 0 {

@@ -259,16 +259,16 @@ impl Writer {
         };
         let mut data = Component::raw(dtype, 0, 0);
         data.logical_type = logical_type.cloned();
-        if let Some(expected) = dense_len(&probe, "data", &data).map_err(|e| e.in_tensor(name))? {
-            if expected != bytes.len() as u64 {
-                return Err(Error::LengthMismatch {
-                    component: "data".into(),
-                    expected,
-                    actual: bytes.len() as u64,
-                }
-                .in_tensor(name)
-                .in_file(&self.path));
+        if let Some(expected) = dense_len(&probe, "data", &data).map_err(|e| e.in_tensor(name))?
+            && expected != bytes.len() as u64
+        {
+            return Err(Error::LengthMismatch {
+                component: "data".into(),
+                expected,
+                actual: bytes.len() as u64,
             }
+            .in_tensor(name)
+            .in_file(&self.path));
         }
         let component = ComponentData {
             role: "data",
@@ -354,7 +354,7 @@ impl Writer {
         let shape = shape.into();
         let ndim = shape.rank();
         let check = || -> Result<(), Error> {
-            if values.len() % dtype.size() != 0 {
+            if !values.len().is_multiple_of(dtype.size()) {
                 return Err(Error::InvalidArgument(format!(
                     "COO values are {} bytes, not a whole number of {dtype}",
                     values.len()

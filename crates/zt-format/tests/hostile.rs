@@ -50,6 +50,9 @@ static ALLOCATOR: Counting = Counting;
 
 const MAGIC: &[u8] = b"ZTEN1000";
 
+/// A hostile file: its name, its bytes, and which error it must produce.
+type Case = (&'static str, Vec<u8>, fn(&Error) -> bool);
+
 /// Assembles header, blobs at the given offsets, manifest bytes and footer.
 fn container(blobs: &[(u64, &[u8])], manifest: &[u8]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
@@ -139,7 +142,7 @@ fn hostile_corpus_gives_clear_errors_within_bounded_memory() {
     let mut deep = vec![0x81u8; 100_000];
     deep.push(0);
 
-    let mut cases: Vec<(&str, Vec<u8>, fn(&Error) -> bool)> = vec![
+    let mut cases: Vec<Case> = vec![
         ("empty", vec![], |e| matches!(e, Error::Truncated { .. })),
         ("short", b"ZTEN".to_vec(), |e| {
             matches!(e, Error::Truncated { .. })
