@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -65,6 +66,8 @@ pub struct Layout {
 /// An open `.zt` file.
 pub struct ZtReader {
     path: PathBuf,
+    /// Kept open for positional reads (`read_component_into` of raw components).
+    file: File,
     map: Option<Mmap>,
     variant: Variant,
     layout: Layout,
@@ -96,6 +99,7 @@ impl ZtReader {
     fn open_inner(path: &Path, options: OpenOptions) -> Result<ZtReader, Error> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
+        let common = parse_common_case(&file, len).transpose()?;
         let map = if len == 0 {
             None
         } else {
@@ -104,10 +108,18 @@ impl ZtReader {
             // tensor reader we document that files must not be truncated while open.
             Some(unsafe { Mmap::map(&file)? })
         };
-        let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        let (variant, layout, manifest) = parse_container(bytes, options.recover)?;
+        let (variant, layout, manifest) = match common {
+            Some((layout, manifest)) => (Variant::V1, layout, manifest),
+            None => parse_container(map.as_deref().unwrap_or(&[]), options.recover)?,
+        };
+        if map.as_ref().is_some_and(|m| m.len() as u64 != len) {
+            return Err(Error::Unsupported(
+                "the file changed size while it was being opened".into(),
+            ));
+        }
         Ok(ZtReader {
             path: path.to_owned(),
+            file,
             map,
             variant,
             layout,
@@ -223,12 +235,19 @@ impl ZtReader {
             ));
         }
         check_decoded_len(info, role, component, want)?;
+        if component.encoding == Encoding::Raw {
+            // A positional read into the caller's buffer: on a cold file this streams at disk
+            // speed, where copying out of the map would fault page by page.
+            let range = component.location.expect("validated");
+            self.file.read_exact_at(out, range.offset)?;
+            if self.options.verify_checksums {
+                checksum::verify(role, component.digest.as_ref(), out)?;
+            }
+            return Ok(());
+        }
         let stored = self.checked_stored(role, component)?;
         match &component.encoding {
-            Encoding::Raw => {
-                out.copy_from_slice(stored);
-                Ok(())
-            }
+            Encoding::Raw => unreachable!("handled above"),
             Encoding::Zstd => decode_zstd_into(role, stored, out),
             Encoding::Other(name) => Err(Error::UnsupportedEncoding(name.clone())),
         }
@@ -469,8 +488,24 @@ fn parse_container(bytes: &[u8], recover: bool) -> Result<(Variant, Layout, Mani
     }
 }
 
+/// Reads `len` bytes at `offset` of the file being opened: a slice of the map, or a positional
+/// read that does not touch the map.
+type ReadAt<'a, 'b> = dyn Fn(u64, u64) -> Result<Cow<'a, [u8]>, Error> + 'b;
+
+fn slice_reader<'a>(bytes: &'a [u8]) -> impl Fn(u64, u64) -> Result<Cow<'a, [u8]>, Error> + 'a {
+    move |offset, len| {
+        Ok(Cow::Borrowed(
+            &bytes[offset as usize..(offset + len) as usize],
+        ))
+    }
+}
+
 /// Parses the footer that ends at `end` and everything it points to.
 fn parse_footer_at(bytes: &[u8], end: u64) -> Result<(Layout, Manifest), Error> {
+    parse_footer_with(&slice_reader(bytes), end)
+}
+
+fn parse_footer_with(read_at: &ReadAt<'_, '_>, end: u64) -> Result<(Layout, Manifest), Error> {
     // header + size + footer magic
     let min = 8 + FOOTER_LEN;
     if end < min {
@@ -480,8 +515,8 @@ fn parse_footer_at(bytes: &[u8], end: u64) -> Result<(Layout, Manifest), Error> 
             available: end,
         });
     }
-    let end_us = end as usize;
-    let footer_magic = &bytes[end_us - 8..end_us];
+    let footer = read_at(end - FOOTER_LEN, FOOTER_LEN)?;
+    let footer_magic = &footer[8..];
     if footer_magic != MAGIC {
         return Err(Error::BadMagic {
             format: "zTensor (footer; the file may be truncated)",
@@ -489,7 +524,7 @@ fn parse_footer_at(bytes: &[u8], end: u64) -> Result<(Layout, Manifest), Error> 
             found: footer_magic.to_vec(),
         });
     }
-    let size = u64::from_le_bytes(bytes[end_us - 16..end_us - 8].try_into().expect("8 bytes"));
+    let size = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
     if size > MAX_MANIFEST_SIZE {
         return Err(Error::LimitExceeded {
             what: "manifest".into(),
@@ -506,7 +541,7 @@ fn parse_footer_at(bytes: &[u8], end: u64) -> Result<(Layout, Manifest), Error> 
         });
     }
     let start = end - FOOTER_LEN - size;
-    let manifest = parse_manifest(&bytes[start as usize..(start + size) as usize])?;
+    let manifest = parse_manifest(&read_at(start, size)?)?;
     validate_components(&manifest, start, true)?;
     Ok((
         Layout {
@@ -518,6 +553,30 @@ fn parse_footer_at(bytes: &[u8], end: u64) -> Result<(Layout, Manifest), Error> 
         },
         manifest,
     ))
+}
+
+/// The common case, read with positional reads before the file is mapped: a current-format file
+/// whose last 8 bytes are the magic. Touching the map instead would make the kernel read ahead
+/// megabytes around the first and last pages of a cold file just to find the manifest.
+/// `None` means "not the common case": the caller parses through the map (legacy files, torn
+/// appends, files too short to hold a footer).
+fn parse_common_case(file: &File, len: u64) -> Option<Result<(Layout, Manifest), Error>> {
+    if len < 8 + FOOTER_LEN {
+        return None;
+    }
+    let mut head = [0u8; 8];
+    let mut tail = [0u8; 8];
+    file.read_exact_at(&mut head, 0).ok()?;
+    file.read_exact_at(&mut tail, len - 8).ok()?;
+    if &head != MAGIC || &tail != MAGIC {
+        return None;
+    }
+    let read_at = |offset: u64, n: u64| -> Result<Cow<'static, [u8]>, Error> {
+        let mut buf = vec![0u8; n as usize];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(Cow::Owned(buf))
+    };
+    Some(parse_footer_with(&read_at, len))
 }
 
 /// Looks backwards for the last complete footer when the one at the end is damaged.
