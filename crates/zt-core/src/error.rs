@@ -41,6 +41,18 @@ pub enum Error {
     #[error("malformed header: {0}")]
     Header(String),
 
+    /// A foreign file that breaks its format's rules.
+    #[error("malformed {format} file: {reason}")]
+    Malformed {
+        format: &'static str,
+        reason: String,
+    },
+
+    /// A pickle that asks for a global the restricted unpickler does not allow: it is never
+    /// imported or called.
+    #[error("pickle refers to '{global}', which is not allowed (only what rebuilds tensors is)")]
+    ForbiddenGlobal { global: String },
+
     #[error("unknown dtype '{0}'")]
     UnknownDType(String),
 
@@ -184,6 +196,13 @@ impl Error {
 
     pub fn manifest(msg: impl Into<String>) -> Error {
         Error::Manifest(msg.into())
+    }
+
+    pub fn malformed(format: &'static str, reason: impl Into<String>) -> Error {
+        Error::Malformed {
+            format,
+            reason: reason.into(),
+        }
     }
 }
 

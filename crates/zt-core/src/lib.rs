@@ -14,12 +14,14 @@
 
 mod dtype;
 mod error;
+mod mapped;
 mod reader;
 mod shape;
 mod tensor;
 
 pub use dtype::{DType, LogicalType};
 pub use error::{Error, Result};
+pub use mapped::{ByteCursor, MappedFile, checked_slice};
 pub use reader::{TensorBytes, TensorReader};
 pub use shape::Shape;
 pub use tensor::{

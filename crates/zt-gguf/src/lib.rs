@@ -1,0 +1,1 @@
+//! Reader for GGUF (llama.cpp) files, v2 and v3

@@ -1,0 +1,1 @@
+//! Reader for HDF5 files through libhdf5

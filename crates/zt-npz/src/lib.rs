@@ -1,0 +1,1 @@
+//! Reader for NumPy .npy and .npz files

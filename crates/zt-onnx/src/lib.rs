@@ -1,0 +1,1 @@
+//! Reader for ONNX model initializers

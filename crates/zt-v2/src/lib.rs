@@ -1,0 +1,1 @@
+//! Reader for zTensor 2.x .zt files
