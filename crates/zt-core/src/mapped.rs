@@ -66,6 +66,12 @@ impl MappedFile {
     }
 }
 
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// `bytes[offset..offset + length]`, with overflow and bounds checked.
 pub fn checked_slice<'a>(
     bytes: &'a [u8],
