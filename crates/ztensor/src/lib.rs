@@ -1,16 +1,22 @@
 //! ztensor: one safe, fast way to read tensor files, and one canonical format (`.zt`) to write.
 //!
-//! This facade re-exports the focused crates of the workspace:
+//! This facade re-exports the focused crates of the workspace, one per job:
 //!
-//! - [`core`] (`zt-core`): dtypes, shapes, tensor descriptions, the [`TensorReader`] trait and
-//!   the [`Error`] enum shared by every format;
-//! - [`zt`] (`zt-format`): the `.zt` container (reader, streaming writer, append, remove,
-//!   replace), byte-compatible with zTensor 1.2.
+//! | module | crate | feature | reads |
+//! |---|---|---|---|
+//! | [`core`] | `zt-core` | always | shared types, the [`TensorReader`] trait, [`Error`] |
+//! | [`zt`] | `zt-format` | always | `.zt` (zTensor 1.x, legacy `ZTEN0001`), and writes it |
 //!
-//! [`open`] detects a file's format from its bytes and returns a reader for it.
+//! [`open`] detects a file's format from its bytes (the extension only breaks ties) and returns
+//! a reader for it; [`convert`] turns any readable files into one `.zt` file.
+
+mod convert;
+mod detect;
 
 use std::path::Path;
 
+pub use convert::{ConvertOptions, ConvertSummary, convert, copy_tensors};
+pub use detect::{FileFormat, detect};
 pub use zt_core as core;
 pub use zt_core::{
     Attributes, ChecksumAlgorithm, Component, DType, Digest, Encoding, Error, Format, LogicalType,
@@ -22,47 +28,22 @@ pub use zt_format::{
     remove_tensors, replace_tensor,
 };
 
-/// A file format ztensor can detect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FileFormat {
-    /// `.zt`, current (`ZTEN1000`) or legacy (`ZTEN0001`).
-    Zt,
-}
-
-impl FileFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            FileFormat::Zt => "zt",
-        }
-    }
-}
-
-/// Detects the format of the file at `path` from its first bytes.
-pub fn detect(path: impl AsRef<Path>) -> Result<FileFormat> {
-    use std::io::Read;
-    let path = path.as_ref();
-    let mut head = [0u8; 8];
-    let mut file = std::fs::File::open(path).map_err(|e| Error::from(e).in_file(path))?;
-    let n = file
-        .read(&mut head)
-        .map_err(|e| Error::from(e).in_file(path))?;
-    let head = &head[..n];
-    if head == zt_format::MAGIC || head == zt_format::LEGACY_MAGIC {
-        return Ok(FileFormat::Zt);
-    }
-    Err(Error::Unsupported(format!(
-        "unrecognised file format (first bytes \"{}\")",
-        head.escape_ascii()
-    ))
-    .in_file(path))
-}
-
 /// Opens any supported tensor file, choosing the reader from the file's bytes.
 pub fn open(path: impl AsRef<Path>) -> Result<Box<dyn TensorReader>> {
     let path = path.as_ref();
-    match detect(path)? {
+    open_as(path, detect(path)?)
+}
+
+/// Opens a file with the reader of `format`, without detection.
+pub fn open_as(path: impl AsRef<Path>, format: FileFormat) -> Result<Box<dyn TensorReader>> {
+    let path = path.as_ref();
+    match format {
         FileFormat::Zt => Ok(Box::new(ZtReader::open(path)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::Unsupported(format!(
+            "{other} files: this build of ztensor was compiled without the `{other}` feature"
+        ))
+        .in_file(path)),
     }
 }
 
@@ -87,5 +68,40 @@ mod tests {
         let e = open(&other).err().unwrap();
         assert!(e.to_string().contains("unrecognised"), "{e}");
         assert!(e.to_string().contains("x.zt"), "{e}");
+    }
+
+    #[test]
+    fn convert_copies_everything_and_refuses_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.zt");
+        let mut w = Writer::create(&a).unwrap();
+        w.set_attribute("source", "a");
+        w.add_dense("x", [2], DType::F32, &[0; 8], ComponentOptions::zstd(3))
+            .unwrap();
+        w.add_coo("s", [4], DType::U8, &[7], &[2], ComponentOptions::raw())
+            .unwrap();
+        w.finish().unwrap();
+        let b = dir.path().join("b.zt");
+        let mut w = Writer::create(&b).unwrap();
+        w.add_dense("y", [1], DType::U8, &[9], ComponentOptions::raw())
+            .unwrap();
+        w.finish().unwrap();
+
+        let out = dir.path().join("out.zt");
+        let options = ConvertOptions {
+            checksum: ChecksumAlgorithm::Sha256,
+            ..ConvertOptions::default()
+        };
+        let summary = convert(&[&a, &b], &out, &options).unwrap();
+        assert_eq!(summary.tensors, 3);
+        let r = ZtReader::open(&out).unwrap();
+        assert_eq!(r.names(), vec!["s", "x", "y"]);
+        assert_eq!(r.metadata()["source"], Value::from("a"));
+        assert_eq!(r.info("s").unwrap().format, Format::SparseCoo);
+        assert_eq!(r.verify_all(true).unwrap(), 4);
+
+        let e = convert(&[&a, &a], dir.path().join("dup.zt"), &options).unwrap_err();
+        assert!(e.to_string().contains("'s' is in both"), "{e}");
+        assert!(!dir.path().join("dup.zt").exists());
     }
 }
