@@ -6,6 +6,10 @@
 //! |---|---|---|---|
 //! | [`core`] | `zt-core` | always | shared types, the [`TensorReader`] trait, [`Error`] |
 //! | [`zt`] | `zt-format` | always | `.zt` (zTensor 1.x, legacy `ZTEN0001`), and writes it |
+//! | [`safetensors`] | `zt-safetensors` | `safetensors` (default) | `.safetensors`, and writes it |
+//! | [`gguf`] | `zt-gguf` | `gguf` (default) | GGUF v1-v3, quantized blocks kept as they are |
+//! | [`npz`] | `zt-npz` | `npz` (default) | NumPy `.npy` and `.npz` |
+//! | [`zt2`] | `zt-v2` | `zt2` (default) | zTensor 2.x `.zt` |
 //!
 //! [`open`] detects a file's format from its bytes (the extension only breaks ties) and returns
 //! a reader for it; [`convert`] turns any readable files into one `.zt` file.
@@ -27,6 +31,14 @@ pub use zt_format::{
     ComponentData, ComponentOptions, Compression, OpenOptions, Writer, WriterOptions, ZtReader,
     remove_tensors, replace_tensor,
 };
+#[cfg(feature = "gguf")]
+pub use zt_gguf as gguf;
+#[cfg(feature = "npz")]
+pub use zt_npz as npz;
+#[cfg(feature = "safetensors")]
+pub use zt_safetensors as safetensors;
+#[cfg(feature = "zt2")]
+pub use zt_v2 as zt2;
 
 /// Opens any supported tensor file, choosing the reader from the file's bytes.
 pub fn open(path: impl AsRef<Path>) -> Result<Box<dyn TensorReader>> {
@@ -39,6 +51,14 @@ pub fn open_as(path: impl AsRef<Path>, format: FileFormat) -> Result<Box<dyn Ten
     let path = path.as_ref();
     match format {
         FileFormat::Zt => Ok(Box::new(ZtReader::open(path)?)),
+        #[cfg(feature = "safetensors")]
+        FileFormat::Safetensors => Ok(Box::new(zt_safetensors::SafetensorsReader::open(path)?)),
+        #[cfg(feature = "gguf")]
+        FileFormat::Gguf => Ok(Box::new(zt_gguf::GgufReader::open(path)?)),
+        #[cfg(feature = "npz")]
+        FileFormat::Npy | FileFormat::Npz => Ok(Box::new(zt_npz::NpzReader::open(path)?)),
+        #[cfg(feature = "zt2")]
+        FileFormat::ZtV2 => Ok(Box::new(zt_v2::ZtV2Reader::open(path)?)),
         #[allow(unreachable_patterns)]
         other => Err(Error::Unsupported(format!(
             "{other} files: this build of ztensor was compiled without the `{other}` feature"
