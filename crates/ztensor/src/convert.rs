@@ -110,3 +110,43 @@ pub fn copy_tensors(
     }
     Ok(bytes_read)
 }
+
+/// Writes every tensor of `source` (any readable format) as a safetensors file.
+///
+/// Only dense tensors with a safetensors dtype can be written; anything else (sparse,
+/// quantized blocks, unknown logical types) is refused by name before the file is created. Text
+/// metadata becomes `__metadata__`; a non-text metadata value is refused, since safetensors
+/// metadata is string to string. Returns the size of the written file.
+#[cfg(feature = "safetensors")]
+pub fn convert_to_safetensors(source: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<u64> {
+    use zt_safetensors::{SafetensorsTensor, write_safetensors};
+
+    let reader = crate::open(source.as_ref())?;
+    let names = reader.names();
+    let mut bytes = Vec::with_capacity(names.len());
+    for name in &names {
+        bytes.push(reader.dense(name)?);
+    }
+    let mut tensors = Vec::with_capacity(names.len());
+    for (name, data) in names.iter().zip(&bytes) {
+        let info = reader.info(name)?;
+        tensors
+            .push(SafetensorsTensor::from_dense(info, data).map_err(|e| e.in_file(reader.path()))?);
+    }
+    let mut metadata = BTreeMap::new();
+    for (key, value) in reader.metadata() {
+        match value {
+            crate::Value::Text(text) => {
+                metadata.insert(key.clone(), text.clone());
+            }
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "metadata '{key}' is {other:?}; safetensors metadata holds only text"
+                ))
+                .in_file(reader.path()));
+            }
+        }
+    }
+    let metadata = (!metadata.is_empty()).then_some(&metadata);
+    write_safetensors(dest, &tensors, metadata)
+}

@@ -19,6 +19,8 @@ mod detect;
 
 use std::path::Path;
 
+#[cfg(feature = "safetensors")]
+pub use convert::convert_to_safetensors;
 pub use convert::{ConvertOptions, ConvertSummary, convert, copy_tensors};
 pub use detect::{FileFormat, detect};
 pub use zt_core as core;

@@ -117,3 +117,30 @@ fn detect_open_and_convert_every_fixture() {
         ]
     );
 }
+
+/// safetensors -> .zt -> safetensors gives back the reference library's own bytes.
+#[cfg(feature = "safetensors")]
+#[test]
+fn safetensors_round_trip_through_zt_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for name in ["dtypes_torch", "dtypes_numpy", "edge_cases"] {
+        let original = fixtures().join(format!("safetensors/{name}.safetensors"));
+        let zt = dir.path().join(format!("{name}.zt"));
+        let back = dir.path().join(format!("{name}.safetensors"));
+        let options = ConvertOptions {
+            compression: ztensor::Compression::Zstd(3),
+            checksum: ztensor::ChecksumAlgorithm::Crc32c,
+            ..ConvertOptions::default()
+        };
+        ztensor::convert(&[&original], &zt, &options).unwrap();
+        ztensor::convert_to_safetensors(&zt, &back).unwrap();
+        assert_eq!(
+            std::fs::read(&back).unwrap(),
+            std::fs::read(&original).unwrap(),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
