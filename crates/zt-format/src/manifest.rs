@@ -340,6 +340,15 @@ pub fn from_cbor(value: Cbor) -> Value {
                 .map(|(k, v)| (from_cbor(k), from_cbor(v)))
                 .collect(),
         ),
+        Cbor::Tag(tag @ (2 | 3), inner) => match *inner {
+            Cbor::Bytes(b) if b.len() <= 15 => {
+                let n = b
+                    .iter()
+                    .fold(0i128, |acc, &byte| (acc << 8) | i128::from(byte));
+                Value::Integer(if tag == 2 { n } else { -1 - n })
+            }
+            other => Value::Tag(tag, Box::new(from_cbor(other))),
+        },
         Cbor::Tag(tag, inner) => Value::Tag(tag, Box::new(from_cbor(*inner))),
         // Undefined and unassigned simple values carry no data we can keep.
         _ => Value::Null,
@@ -501,14 +510,27 @@ fn attributes_to_cbor(attrs: &Attributes) -> Result<Cbor, Error> {
         .map(Cbor::Map)
 }
 
-/// Converts an attribute value to CBOR. Fails only for integers outside CBOR's range.
+fn bignum_bytes(n: u128) -> Vec<u8> {
+    let bytes = n.to_be_bytes();
+    let first = bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bytes.len() - 1);
+    bytes[first..].to_vec()
+}
+
+/// Converts an attribute value to CBOR.
 pub fn to_cbor(value: &Value) -> Result<Cbor, Error> {
     Ok(match value {
         Value::Null => Cbor::Null,
         Value::Bool(b) => Cbor::Bool(*b),
-        Value::Integer(i) => Cbor::Integer(Integer::try_from(*i).map_err(|_| {
-            Error::InvalidArgument(format!("integer attribute {i} is outside CBOR's range"))
-        })?),
+        Value::Integer(i) => match Integer::try_from(*i) {
+            Ok(small) => Cbor::Integer(small),
+            // Beyond CBOR's 64-bit integers: a bignum (tag 2 positive, tag 3 for -1 - n), as
+            // RFC 8949 defines it, so Python's big ints survive.
+            Err(_) if *i >= 0 => Cbor::Tag(2, Box::new(Cbor::Bytes(bignum_bytes(*i as u128)))),
+            Err(_) => Cbor::Tag(3, Box::new(Cbor::Bytes(bignum_bytes((-1 - *i) as u128)))),
+        },
         Value::Float(f) => Cbor::Float(*f),
         Value::Text(s) => Cbor::Text(s.clone()),
         Value::Bytes(b) => Cbor::Bytes(b.clone()),
@@ -582,6 +604,30 @@ mod tests {
             ciborium::ser::into_writer(&to_cbor(&Value::Float(f)).unwrap(), &mut out).unwrap();
             assert_eq!(hex(&out), expected, "{f}");
         }
+    }
+
+    #[test]
+    fn big_integers_round_trip_as_bignums() {
+        for i in [
+            1i128 << 70,
+            -(1i128 << 70),
+            (1 << 64) - 1,
+            -(1 << 64),
+            i128::from(u64::MAX) + 1,
+        ] {
+            let cbor = to_cbor(&Value::Integer(i)).unwrap();
+            let mut out = Vec::new();
+            ciborium::ser::into_writer(&cbor, &mut out).unwrap();
+            assert_eq!(
+                from_cbor(decode_cbor(&out).unwrap()),
+                Value::Integer(i),
+                "{i}"
+            );
+        }
+        // 2^64 is the smallest positive bignum: tag 2, 9 bytes.
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(&to_cbor(&Value::Integer(1 << 64)).unwrap(), &mut out).unwrap();
+        assert_eq!(hex(&out), "c249010000000000000000");
     }
 
     #[test]

@@ -77,9 +77,10 @@ impl std::fmt::Display for FileFormat {
 
 const HDF5_SIGNATURE: &[u8] = b"\x89HDF\r\n\x1a\n";
 const ZT2_MAGIC: &[u8] = b"\x89ZT2\r\n\x1a\n";
-/// `torch.save`'s legacy format opens with protocol 2 and the LONG1 magic number
-/// 0x1950a86a20f9469cfc6c.
+/// `torch.save`'s legacy format opens with its magic number 0x1950a86a20f9469cfc6c pickled as
+/// LONG1 (protocols 2+, after the PROTO opcode) or as a text LONG (protocols 0 and 1).
 const TORCH_LEGACY_PREFIX: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+const TORCH_LEGACY_TEXT_PREFIX: &[u8] = b"L119547037146038801333356";
 
 /// Detects the format of the file at `path`.
 pub fn detect(path: impl AsRef<Path>) -> Result<FileFormat> {
@@ -114,6 +115,7 @@ fn detect_inner(path: &Path) -> Result<FileFormat> {
         return zip_kind(&mut file, by_extension);
     }
     if head.starts_with(TORCH_LEGACY_PREFIX)
+        || head.starts_with(TORCH_LEGACY_TEXT_PREFIX)
         || (head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]))
     {
         return Ok(FileFormat::Pickle);
@@ -121,9 +123,10 @@ fn detect_inner(path: &Path) -> Result<FileFormat> {
     if looks_like_safetensors(head, len) {
         return Ok(FileFormat::Safetensors);
     }
-    // ONNX is a bare protobuf message with no magic: trust the extension.
-    if by_extension == Some(FileFormat::Onnx) {
-        return Ok(FileFormat::Onnx);
+    // ONNX is a bare protobuf message with no magic, and protocol 0/1 pickles start with any
+    // of several opcodes: trust the extension (the reader then validates everything).
+    if let Some(format @ (FileFormat::Onnx | FileFormat::Pickle)) = by_extension {
+        return Ok(format);
     }
     Err(Error::Unsupported(format!(
         "unrecognised file format (first bytes \"{}\")",

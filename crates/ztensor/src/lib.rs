@@ -7,6 +7,7 @@
 //! | [`core`] | `zt-core` | always | shared types, the [`TensorReader`] trait, [`Error`] |
 //! | [`zt`] | `zt-format` | always | `.zt` (zTensor 1.x, legacy `ZTEN0001`), and writes it |
 //! | [`safetensors`] | `zt-safetensors` | `safetensors` (default) | `.safetensors`, and writes it |
+//! | [`pickle`] | `zt-pickle` | `pickle` (default) | PyTorch `.pt/.pth/.bin` (zip and legacy), never running code |
 //! | [`gguf`] | `zt-gguf` | `gguf` (default) | GGUF v1-v3, quantized blocks kept as they are |
 //! | [`npz`] | `zt-npz` | `npz` (default) | NumPy `.npy` and `.npz` |
 //! | [`zt2`] | `zt-v2` | `zt2` (default) | zTensor 2.x `.zt` |
@@ -37,6 +38,8 @@ pub use zt_format::{
 pub use zt_gguf as gguf;
 #[cfg(feature = "npz")]
 pub use zt_npz as npz;
+#[cfg(feature = "pickle")]
+pub use zt_pickle as pickle;
 #[cfg(feature = "safetensors")]
 pub use zt_safetensors as safetensors;
 #[cfg(feature = "zt2")]
@@ -55,6 +58,8 @@ pub fn open_as(path: impl AsRef<Path>, format: FileFormat) -> Result<Box<dyn Ten
         FileFormat::Zt => Ok(Box::new(ZtReader::open(path)?)),
         #[cfg(feature = "safetensors")]
         FileFormat::Safetensors => Ok(Box::new(zt_safetensors::SafetensorsReader::open(path)?)),
+        #[cfg(feature = "pickle")]
+        FileFormat::Pickle => Ok(Box::new(zt_pickle::PickleReader::open(path)?)),
         #[cfg(feature = "gguf")]
         FileFormat::Gguf => Ok(Box::new(zt_gguf::GgufReader::open(path)?)),
         #[cfg(feature = "npz")]

@@ -15,6 +15,8 @@ fn fixture_files() -> Vec<(PathBuf, FileFormat)> {
     let mut dirs = vec![("zt1", FileFormat::Zt)];
     #[cfg(feature = "safetensors")]
     dirs.push(("safetensors", FileFormat::Safetensors));
+    #[cfg(feature = "pickle")]
+    dirs.push(("pickle", FileFormat::Pickle));
     #[cfg(feature = "gguf")]
     dirs.push(("gguf", FileFormat::Gguf));
     #[cfg(feature = "npz")]
