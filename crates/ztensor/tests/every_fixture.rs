@@ -104,13 +104,19 @@ fn detect_open_and_convert_every_fixture() {
         opened >= 40,
         "only {opened} fixtures opened; refused: {refused:?}"
     );
-    // The fixtures that exist to be refused, and only those: a big-endian GGUF, NumPy object and
-    // structured arrays, and the shard parts of a sharded zTensor 2 file (read through the main
-    // file, never alone).
-    #[cfg(all(feature = "gguf", feature = "npz", feature = "zt2"))]
+    // The fixtures that exist to be refused, and only those: bare data pickles that are not
+    // checkpoints (they test the pickle machine), a big-endian GGUF, NumPy object and structured
+    // arrays, and the shard parts of a sharded zTensor 2 file (read through the main file).
+    #[cfg(all(feature = "pickle", feature = "gguf", feature = "npz", feature = "zt2"))]
     assert_eq!(
         refused,
         [
+            "plain_proto0.pkl",
+            "plain_proto1.pkl",
+            "plain_proto2.pkl",
+            "plain_proto3.pkl",
+            "plain_proto4.pkl",
+            "plain_proto5.pkl",
             "bigendian.gguf",
             "object.npy",
             "structured.npy",
