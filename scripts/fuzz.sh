@@ -15,6 +15,14 @@ export PATH="$root/.tools/bin:$PATH"
 declare -A seeds=(
     [zt_reader]="tests/fixtures/zt1"
     [zt_manifest]="fuzz/seeds/zt_manifest"
+    [zt2]="tests/fixtures/zt2"
+    [safetensors]="tests/fixtures/safetensors"
+    [onnx]="tests/fixtures/onnx"
+    [gguf]="tests/fixtures/gguf"
+    [npy]="tests/fixtures/npz"
+    [npz]="tests/fixtures/npz"
+    [pickle]="fuzz/seeds/pickle"
+    [pytorch]="tests/fixtures/pickle"
 )
 
 for target in $(cargo +nightly fuzz list --fuzz-dir fuzz); do

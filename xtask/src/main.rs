@@ -16,11 +16,15 @@
 //!   Prints the median of R runs (5) after W warm-ups (2) as markdown tables with the machine
 //!   description, and optionally writes the figures as JSON. `--quick` means 128 MiB, 3 runs,
 //!   1 warm-up.
+//! - `gen-onnx [--check]`: regenerates `crates/zt-onnx/src/generated/onnx.rs` from the vendored
+//!   `onnx.proto` (prost-build + protox, no system `protoc`); `--check` fails if the checked-in
+//!   file differs.
 //!
 //! Sizes are MiB (2^20 bytes) and throughputs MiB/s of tensor data.
 
 mod bench;
 mod demo;
+mod gen_onnx;
 mod model;
 mod sys;
 mod util;
@@ -43,6 +47,12 @@ enum Command {
     Demo(DemoArgs),
     /// Benchmark .zt writes and reads against plain-file baselines.
     Bench(BenchArgs),
+    /// Regenerate zt-onnx's prost code from its vendored onnx.proto.
+    GenOnnx {
+        /// Fail if the checked-in code differs instead of rewriting it
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -108,5 +118,6 @@ fn main() -> Result<()> {
             };
             bench::run(&settings)
         }
+        Command::GenOnnx { check } => gen_onnx::run(workspace_root(), check),
     }
 }
