@@ -9,7 +9,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-fuzz_seconds=${FUZZ_SECONDS:-20}
+fuzz_seconds=${FUZZ_SECONDS:-15}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -34,6 +34,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+
+step "The facade with every optional format (hdf5 links libhdf5)"
+cargo nextest run -p ztensor --features hdf5 --no-fail-fast
+
+step "Generated ONNX code matches the vendored onnx.proto"
+cargo xtask gen-onnx --check
 
 step "Fixtures regenerate identically with the reference libraries"
 .venv/bin/python tests/fixtures/zt1/generate.py --check

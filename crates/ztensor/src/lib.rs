@@ -10,6 +10,8 @@
 //! | [`pickle`] | `zt-pickle` | `pickle` (default) | PyTorch `.pt/.pth/.bin` (zip and legacy), never running code |
 //! | [`gguf`] | `zt-gguf` | `gguf` (default) | GGUF v1-v3, quantized blocks kept as they are |
 //! | [`npz`] | `zt-npz` | `npz` (default) | NumPy `.npy` and `.npz` |
+//! | [`onnx`] | `zt-onnx` | `onnx` (default) | ONNX initializers, external data included |
+//! | `hdf5` | `zt-hdf5` | `hdf5` (opt-in: links libhdf5) | HDF5 datasets |
 //! | [`zt2`] | `zt-v2` | `zt2` (default) | zTensor 2.x `.zt` |
 //!
 //! [`open`] detects a file's format from its bytes (the extension only breaks ties) and returns
@@ -36,8 +38,12 @@ pub use zt_format::{
 };
 #[cfg(feature = "gguf")]
 pub use zt_gguf as gguf;
+#[cfg(feature = "hdf5")]
+pub use zt_hdf5 as hdf5;
 #[cfg(feature = "npz")]
 pub use zt_npz as npz;
+#[cfg(feature = "onnx")]
+pub use zt_onnx as onnx;
 #[cfg(feature = "pickle")]
 pub use zt_pickle as pickle;
 #[cfg(feature = "safetensors")]
@@ -64,6 +70,10 @@ pub fn open_as(path: impl AsRef<Path>, format: FileFormat) -> Result<Box<dyn Ten
         FileFormat::Gguf => Ok(Box::new(zt_gguf::GgufReader::open(path)?)),
         #[cfg(feature = "npz")]
         FileFormat::Npy | FileFormat::Npz => Ok(Box::new(zt_npz::NpzReader::open(path)?)),
+        #[cfg(feature = "onnx")]
+        FileFormat::Onnx => Ok(Box::new(zt_onnx::OnnxReader::open(path)?)),
+        #[cfg(feature = "hdf5")]
+        FileFormat::Hdf5 => Ok(Box::new(zt_hdf5::Hdf5Reader::open(path)?)),
         #[cfg(feature = "zt2")]
         FileFormat::ZtV2 => Ok(Box::new(zt_v2::ZtV2Reader::open(path)?)),
         #[allow(unreachable_patterns)]

@@ -21,6 +21,10 @@ fn fixture_files() -> Vec<(PathBuf, FileFormat)> {
     dirs.push(("gguf", FileFormat::Gguf));
     #[cfg(feature = "npz")]
     dirs.push(("npz", FileFormat::Npz));
+    #[cfg(feature = "onnx")]
+    dirs.push(("onnx", FileFormat::Onnx));
+    #[cfg(feature = "hdf5")]
+    dirs.push(("hdf5", FileFormat::Hdf5));
     #[cfg(feature = "zt2")]
     dirs.push(("zt2", FileFormat::ZtV2));
     let mut files = Vec::new();
@@ -29,6 +33,8 @@ fn fixture_files() -> Vec<(PathBuf, FileFormat)> {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "py")))
+            // The external-data file of an ONNX fixture is raw bytes, not a tensor file.
+            .filter(|p| !p.ends_with("onnx/weights.bin"))
             .collect();
         entries.sort();
         for path in entries {
