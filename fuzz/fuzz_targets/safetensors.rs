@@ -19,7 +19,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 fuzz_target!(|data: &[u8]| {
     let valid = SafetensorsReader::validate_bytes(data).is_ok();
     let path = temp_path();
-    std::fs::File::create(&path).unwrap().write_all(data).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(data)
+        .unwrap();
     let opened = SafetensorsReader::open(&path);
     assert_eq!(opened.is_ok(), valid, "open and validate_bytes disagree");
     if let Ok(reader) = opened {
