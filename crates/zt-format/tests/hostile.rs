@@ -3,50 +3,14 @@
 //!
 //! This test binary has one test so that the allocation counter below sees only its own work.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use zt_core::{
     ByteRange, Component, DType, Encoding, Error, Format, Shape, TensorInfo, TensorReader,
 };
 use zt_format::manifest::{Manifest, encode_manifest};
 use zt_format::{OpenOptions, ZtReader};
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                + (new_size - layout.size());
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: zt_testkit::CountingAllocator = zt_testkit::CountingAllocator;
 
 const MAGIC: &[u8] = b"ZTEN1000";
 
@@ -426,12 +390,12 @@ fn hostile_corpus_gives_clear_errors_within_bounded_memory() {
 
     for (name, bytes, expected) in &cases {
         let peak_before = {
-            PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
-            CURRENT.load(Ordering::Relaxed)
+            zt_testkit::CountingAllocator::reset_peak();
+            zt_testkit::CountingAllocator::current()
         };
         let err = open_and_read_all(bytes, dir.path(), "case.zt")
             .expect_err(&format!("case '{name}' must be rejected"));
-        let grew = PEAK.load(Ordering::Relaxed) - peak_before;
+        let grew = zt_testkit::CountingAllocator::peak() - peak_before;
         assert!(
             expected(err.kind()),
             "case '{name}': unexpected error {err:?}"

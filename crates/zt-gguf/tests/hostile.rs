@@ -5,48 +5,12 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use common::{Gguf, VT_ARRAY, VT_STRING, VT_U32, VT_U64, info, kv, kv_u32, string};
 use zt_core::{Error, TensorReader};
 use zt_gguf::GgufReader;
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grow = new_size - layout.size();
-            let now = CURRENT.fetch_add(grow, Ordering::Relaxed) + grow;
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: zt_testkit::CountingAllocator = zt_testkit::CountingAllocator;
 
 /// A hostile file: its name, its bytes, and the check its error must pass.
 type Case = (&'static str, Vec<u8>, Box<dyn Fn(&Error) -> bool>);
@@ -297,14 +261,14 @@ fn hostile_inputs_fail_cleanly() {
     let mut run = |name: &str, bytes: &[u8]| -> Result<(), Error> {
         let path = dir.path().join("hostile.gguf");
         std::fs::write(&path, bytes).unwrap();
-        let base = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = zt_testkit::CountingAllocator::current();
+        zt_testkit::CountingAllocator::reset_peak();
         let result = GgufReader::open(&path).map(|reader| {
             for t in reader.names() {
                 reader.component(t, "data").unwrap();
             }
         });
-        let peak = PEAK.load(Ordering::Relaxed) - base;
+        let peak = zt_testkit::CountingAllocator::peak() - base;
         // Parsed metadata may take a few dozen bytes per byte of file (a Value per u8).
         let budget = 64 * bytes.len() + (64 << 10);
         assert!(

@@ -3,50 +3,15 @@
 //!
 //! This test binary has one test so that the allocation counter sees only its own work.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 use zt_core::{Error, TensorReader};
 use zt_npz::NpzReader;
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grow = new_size - layout.size();
-            let now = CURRENT.fetch_add(grow, Ordering::Relaxed) + grow;
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: zt_testkit::CountingAllocator = zt_testkit::CountingAllocator;
 
 /// A v1 `.npy` image: header literal (padded like NumPy pads it), then `data`.
 fn npy(literal: &str, data: &[u8]) -> Vec<u8> {
@@ -382,15 +347,15 @@ fn hostile_inputs_fail_cleanly() {
     let run = |ext: &str, name: &str, bytes: &[u8]| -> Result<usize, Error> {
         let path = dir.path().join(format!("hostile.{ext}"));
         std::fs::write(&path, bytes).unwrap();
-        let base = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = zt_testkit::CountingAllocator::current();
+        zt_testkit::CountingAllocator::reset_peak();
         let result = NpzReader::open(&path).and_then(|reader| {
             for t in reader.names() {
                 reader.component(t, "data")?;
             }
             Ok(reader.len())
         });
-        let peak = PEAK.load(Ordering::Relaxed) - base;
+        let peak = zt_testkit::CountingAllocator::peak() - base;
         let budget = 16 * bytes.len() + (256 << 10);
         assert!(
             peak <= budget,

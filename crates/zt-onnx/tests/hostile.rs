@@ -4,9 +4,7 @@
 //!
 //! This test binary has one test so that the allocation counter below sees only its own work.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prost::Message;
 use zt_core::{Error, TensorReader};
@@ -16,41 +14,8 @@ use zt_onnx::proto::{
     GraphProto, ModelProto, NodeProto, SparseTensorProto, StringStringEntryProto, TensorProto,
 };
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grow = new_size - layout.size();
-            let now = CURRENT.fetch_add(grow, Ordering::Relaxed) + grow;
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: zt_testkit::CountingAllocator = zt_testkit::CountingAllocator;
 
 type Check = fn(&Error) -> bool;
 
@@ -654,10 +619,10 @@ fn hostile_models_are_refused() {
 
     for (name, bytes, expected) in cases() {
         std::fs::write(&path, &bytes).unwrap();
-        PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
-        let before = CURRENT.load(Ordering::Relaxed);
+        zt_testkit::CountingAllocator::reset_peak();
+        let before = zt_testkit::CountingAllocator::current();
         let err = open_and_read_all(&path).expect_err(&format!("case '{name}' must be rejected"));
-        let grew = PEAK.load(Ordering::Relaxed) - before;
+        let grew = zt_testkit::CountingAllocator::peak() - before;
         assert!(
             expected(err.kind()),
             "case '{name}': unexpected error {err}"

@@ -4,10 +4,8 @@
 //!
 //! This test binary has one test so that the allocation counter below sees only its own work.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use zip::write::SimpleFileOptions;
@@ -19,41 +17,8 @@ use zt_core::{Error, TensorReader};
 use zt_pickle::pickle::{Object, unpickle, unpickle_at};
 use zt_pickle::{Limits, PickleReader, flatten, flatten_with};
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grow = new_size - layout.size();
-            let now = CURRENT.fetch_add(grow, Ordering::Relaxed) + grow;
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: zt_testkit::CountingAllocator = zt_testkit::CountingAllocator;
 
 const F32X6: &[u8] = &[0u8; 24];
 
@@ -106,8 +71,8 @@ struct Budget {
 
 impl Budget {
     fn start() -> Budget {
-        let before = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = zt_testkit::CountingAllocator::current();
+        zt_testkit::CountingAllocator::reset_peak();
         Budget {
             before,
             started: Instant::now(),
@@ -117,7 +82,7 @@ impl Budget {
     /// Peak memory within a small multiple of the input (the machine keeps a few dozen bytes
     /// per pickle byte at most), and no hang.
     fn check(&self, case: &str, input_len: usize) {
-        let used = PEAK.load(Ordering::Relaxed).saturating_sub(self.before);
+        let used = zt_testkit::CountingAllocator::peak().saturating_sub(self.before);
         let allowed = 64 * input_len + (8 << 20);
         assert!(
             used <= allowed,

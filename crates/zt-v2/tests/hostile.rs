@@ -3,48 +3,13 @@
 //!
 //! This test binary has one test so that the allocation counter below sees only its own work.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use zt_core::{Error, TensorReader, Value};
 use zt_v2::{OpenOptions, ZtV2Reader};
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                + (new_size - layout.size());
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: zt_testkit::CountingAllocator = zt_testkit::CountingAllocator;
 
 const MAGIC: &[u8; 8] = b"\x89ZT2\r\n\x1a\n";
 const SEEKABLE: &str = "zt.zstd-seekable/1";
@@ -950,11 +915,11 @@ fn check_case(dir: &Path, name: &str, bytes: &[u8], expected: fn(&Error) -> bool
     let path = dir.join("case.zt");
     std::fs::write(&path, bytes).unwrap();
     let peak_before = {
-        PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
-        PEAK.load(Ordering::Relaxed)
+        zt_testkit::CountingAllocator::reset_peak();
+        zt_testkit::CountingAllocator::peak()
     };
     let result = open_and_read(&path);
-    let grew = PEAK.load(Ordering::Relaxed) - peak_before;
+    let grew = zt_testkit::CountingAllocator::peak() - peak_before;
     let error = result.expect_err(name);
     assert!(expected(&error), "{name}: unexpected error: {error}");
     assert_eq!(error.path(), Some(path.as_path()), "{name}: {error}");
