@@ -21,6 +21,7 @@ declare -A seeds=(
     [gguf]="tests/fixtures/gguf"
     [npy]="tests/fixtures/npz"
     [npz]="tests/fixtures/npz"
+    [codec]="fuzz/seeds/codec"
     [pickle]="fuzz/seeds/pickle"
     [pytorch]="tests/fixtures/pickle"
 )

@@ -44,6 +44,8 @@ pub enum Which {
     Write,
     Read,
     All,
+    /// Not this benchmark: cold reads of every format ztensor reads (`bench_formats`).
+    Formats,
 }
 
 /// Resolved settings of one benchmark run.
@@ -110,6 +112,10 @@ pub fn run(settings: &Settings) -> Result<()> {
         warmup,
         ..
     } = *settings;
+    ensure!(
+        which != Which::Formats,
+        "bench formats is bench_formats::run"
+    );
     ensure!(size_mb > 0, "--size-mb must be at least 1");
     ensure!(runs > 0, "--runs must be at least 1");
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -16,13 +16,23 @@
 //!   Prints the median of R runs (5) after W warm-ups (2) as markdown tables with the machine
 //!   description, and optionally writes the figures as JSON. `--quick` means 128 MiB, 3 runs,
 //!   1 warm-up.
+//! - `bench formats [--size-mb N] [--dir DIR] [--runs R] [--warmup W] [--json PATH] [--quick]`:
+//!   cold reads through `ztensor::open` of the same model (1024 MiB by default, 256 with
+//!   `--quick`) as .zt, safetensors, torch.save zip and legacy, GGUF, .npz, ONNX and HDF5, each
+//!   against a raw read of the same file (see `bench_formats.rs`); the files other than .zt and
+//!   safetensors are written by `benchmark/make_formats.py` with the `.venv-fixtures` venv.
 //! - `gen-onnx [--check]`: regenerates `crates/zt-onnx/src/generated/onnx.rs` from the vendored
 //!   `onnx.proto` (prost-build + protox, no system `protoc`); `--check` fails if the checked-in
 //!   file differs.
+//! - `bench-codec [--mb 32] [--quick] [--threads N] [--only NAME] [--no-peers]`: the ztc1
+//!   weight codec against zstd, z4ai and ZipNN on the z4ai benchmark's workloads (see
+//!   `bench_codec.rs`); peers come from the venv `.venv-bench` when it exists.
 //!
 //! Sizes are MiB (2^20 bytes) and throughputs MiB/s of tensor data.
 
 mod bench;
+mod bench_codec;
+mod bench_formats;
 mod demo;
 mod gen_onnx;
 mod model;
@@ -53,6 +63,33 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Benchmark the ztc1 codec (zt-codec) against zstd, z4ai and ZipNN.
+    BenchCodec(BenchCodecArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchCodecArgs {
+    /// MB (10^6 bytes) per workload [default: 32, 8 with --quick]
+    #[arg(long)]
+    mb: Option<f64>,
+    /// Timed runs per measurement, best kept [default: 3, 2 with --quick]
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Worker threads for every codec [default: all CPUs]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Only workloads whose name contains this
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the Python peers (z4ai, ZipNN)
+    #[arg(long)]
+    no_peers: bool,
+    /// Also write the figures to this JSON file
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A short run: 8 MB, 2 runs, no zstd-19 and no z4ai max
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Debug, Args)]
@@ -70,10 +107,10 @@ struct BenchArgs {
     /// Which operations to measure
     #[arg(value_enum, default_value_t = bench::Which::All)]
     which: bench::Which,
-    /// Approximate size of the model in MiB [default: 1024, 128 with --quick]
+    /// Approximate size of the model in MiB [default: 1024, 128 with --quick (formats: 256)]
     #[arg(long)]
     size_mb: Option<u64>,
-    /// Scratch directory [default: benchmark/scratch in the workspace]
+    /// Scratch directory [default: benchmark/scratch in the workspace (formats: .../formats)]
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Timed runs per operation (the median is reported) [default: 5, 3 with --quick]
@@ -85,7 +122,7 @@ struct BenchArgs {
     /// Also write the figures to this JSON file
     #[arg(long)]
     json: Option<PathBuf>,
-    /// A short run: 128 MiB, 3 runs, 1 warm-up (explicit options still win)
+    /// A short run: 128 MiB (formats: 256), 3 runs, 1 warm-up (explicit options still win)
     #[arg(long)]
     quick: bool,
 }
@@ -104,6 +141,18 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|| workspace_root().join("target/demo"));
             demo::run(&dir, args.size_mb)
         }
+        Command::Bench(args) if args.which == bench::Which::Formats => {
+            let (dir, python, script) = bench_formats::Settings::default_paths(workspace_root());
+            bench_formats::run(&bench_formats::Settings {
+                size_mb: args.size_mb.unwrap_or(if args.quick { 256 } else { 1024 }),
+                dir: args.dir.unwrap_or(dir),
+                runs: args.runs.unwrap_or(if args.quick { 3 } else { 5 }),
+                warmup: args.warmup.unwrap_or(if args.quick { 1 } else { 2 }),
+                json: args.json,
+                python,
+                script,
+            })
+        }
         Command::Bench(args) => {
             let quick = args.quick;
             let settings = bench::Settings {
@@ -119,5 +168,20 @@ fn main() -> Result<()> {
             bench::run(&settings)
         }
         Command::GenOnnx { check } => gen_onnx::run(workspace_root(), check),
+        Command::BenchCodec(a) => {
+            let (dir, venv, script) = bench_codec::default_paths(workspace_root());
+            bench_codec::run(&bench_codec::Settings {
+                mb: a.mb.unwrap_or(if a.quick { 8.0 } else { 32.0 }),
+                runs: a.runs.unwrap_or(if a.quick { 2 } else { 3 }),
+                threads: a.threads.unwrap_or_else(|| sys::Machine::detect().nproc),
+                only: a.only,
+                peers: !a.no_peers,
+                slow: !a.quick,
+                json: a.json,
+                dir,
+                venv,
+                script,
+            })
+        }
     }
 }

@@ -44,22 +44,31 @@ pub fn measure(
     for _ in 0..warmup {
         run()?;
     }
-    let mut times = (0..runs)
+    let times = (0..runs)
         .map(|_| run().map(|d| d.as_secs_f64()))
         .collect::<Result<Vec<_>>>()?;
-    times.sort_by(f64::total_cmp);
-    let n = times.len();
-    let median = if n % 2 == 1 {
-        times[n / 2]
-    } else {
-        (times[n / 2 - 1] + times[n / 2]) / 2.0
-    };
-    Ok(Stats {
-        median_s: median,
-        min_s: times[0],
-        max_s: times[n - 1],
-        runs: n,
-    })
+    Stats::from_seconds(times)
+}
+
+impl Stats {
+    /// Median, fastest and slowest of durations in seconds measured elsewhere (for runs that
+    /// interleave several operations, which [`measure`] cannot).
+    pub fn from_seconds(mut times: Vec<f64>) -> Result<Stats> {
+        anyhow::ensure!(!times.is_empty(), "at least one timed run is needed");
+        times.sort_by(f64::total_cmp);
+        let n = times.len();
+        let median = if n % 2 == 1 {
+            times[n / 2]
+        } else {
+            (times[n / 2 - 1] + times[n / 2]) / 2.0
+        };
+        Ok(Stats {
+            median_s: median,
+            min_s: times[0],
+            max_s: times[n - 1],
+            runs: n,
+        })
+    }
 }
 
 /// Removes a file if it exists.

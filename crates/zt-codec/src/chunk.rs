@@ -1,0 +1,384 @@
+//! One chunk: pick a transform, code its streams, and the inverse.
+//!
+//! ```text
+//! u8 transform
+//!   0 STORED   the chunk's bytes
+//!   1 CONST    one element (esize bytes), repeated | tail
+//!   2 SPLIT    one stream per field or byte plane of the dtype's layout | tail
+//!   3 PALETTE  palette | tail
+//!   4 SPARSE   varint non-zero count | bitmap stream | u8 inner (2 or 3) | inner body over
+//!              the non-zero elements | tail
+//!   5 ZSTD     a zstd frame of the whole chunk (long-distance matching on)
+//! palette: u8 index bits (1, 2, 4, 8) | u8 values-1 | values (esize bytes each, ascending)
+//!          | stream of packed indices (8/bits per byte, first in the low bits)
+//! tail:    the last `len % esize` bytes of the chunk, verbatim
+//! ```
+//!
+//! Streams are coded as described in `stream`. The sparse bitmap has one bit per element, set
+//! for a non-zero element (any byte non-zero), first element in the lowest bit.
+
+use zt_core::Result;
+
+use crate::bytes::{Reader, malformed, put_varint};
+use crate::stream::Stats;
+use crate::stream::{self, Policy};
+use crate::transform::{self, Layout};
+
+pub(crate) const STORED: u8 = 0;
+pub(crate) const CONST: u8 = 1;
+pub(crate) const SPLIT: u8 = 2;
+pub(crate) const PALETTE: u8 = 3;
+pub(crate) const SPARSE: u8 = 4;
+pub(crate) const ZSTD: u8 = 5;
+
+/// How hard the chunk encoder tries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkPolicy {
+    pub stream: Policy,
+    /// Encode every candidate transform for real (plus whole-chunk zstd) and keep the
+    /// smallest; otherwise choose by estimates from histograms.
+    pub exhaustive: bool,
+    /// Consider the sparse transform from this fraction of all-zero elements on.
+    pub sparse_min_fraction: f64,
+}
+
+/// The elements' coding, before it is written. (A few per chunk: their size does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Body {
+    Split {
+        streams: Vec<Vec<u8>>,
+        hists: Vec<Stats>,
+    },
+    Palette {
+        values: Vec<u64>,
+        bits: u8,
+        index: Vec<u8>,
+        hist: Stats,
+    },
+}
+
+impl Body {
+    fn split(layout: Layout, data: &[u8], p: &Policy) -> Body {
+        let streams = layout.split(data);
+        let hists = streams.iter().map(|s| stream::stats(s, p)).collect();
+        Body::Split { streams, hists }
+    }
+
+    fn palette(data: &[u8], esize: usize, values: Vec<u64>, p: &Policy) -> Body {
+        let bits = transform::palette_bits(values.len());
+        let index = transform::palette_indices(data, esize, &values, bits);
+        let hist = stream::stats(&index, p);
+        Body::Palette {
+            values,
+            bits,
+            index,
+            hist,
+        }
+    }
+
+    fn estimate(&self, esize: usize, p: &Policy) -> usize {
+        match self {
+            Body::Split { streams, hists } => streams
+                .iter()
+                .zip(hists)
+                .map(|(s, h)| stream::estimate(h, s.len(), p))
+                .sum(),
+            Body::Palette {
+                values,
+                index,
+                hist,
+                ..
+            } => 2 + values.len() * esize + stream::estimate(hist, index.len(), p),
+        }
+    }
+
+    /// Estimated size of the same body over the non-zero elements only: every all-zero
+    /// element put exactly one known symbol into each stream, so removing them from the
+    /// histograms is exact (packed palette indices are approximated proportionally).
+    fn estimate_without_zeros(&self, esize: usize, zeros: usize, n: usize, p: &Policy) -> usize {
+        let nz = n - zeros;
+        match self {
+            Body::Split { hists, .. } => hists
+                .iter()
+                .map(|st| {
+                    let mut st = st.clone();
+                    if st.exact {
+                        st.hist[0] -= zeros as u32;
+                    }
+                    stream::estimate(&st, nz, p)
+                })
+                .sum(),
+            Body::Palette {
+                values, bits, hist, ..
+            } => {
+                let book = 2 + values.len() * esize;
+                match values.iter().position(|&v| v == 0) {
+                    Some(z) if *bits == 8 && hist.exact => {
+                        let mut st = hist.clone();
+                        st.hist[z] -= zeros as u32;
+                        book + stream::estimate(&st, nz, p)
+                    }
+                    _ => self.estimate(esize, p) * nz / n.max(1),
+                }
+            }
+        }
+    }
+
+    fn write(&self, esize: usize, p: &Policy, out: &mut Vec<u8>) {
+        match self {
+            Body::Split { streams, hists } => {
+                out.push(SPLIT);
+                for (s, h) in streams.iter().zip(hists) {
+                    stream::encode(s, h, p, out);
+                }
+            }
+            Body::Palette {
+                values,
+                bits,
+                index,
+                hist,
+            } => {
+                out.push(PALETTE);
+                out.push(*bits);
+                out.push((values.len() - 1) as u8);
+                for v in values {
+                    out.extend_from_slice(&v.to_le_bytes()[..esize]);
+                }
+                stream::encode(index, hist, p, out);
+            }
+        }
+    }
+
+    /// The same kind of body over other elements (the non-zero ones).
+    fn rebuild(&self, layout: Layout, data: &[u8], p: &Policy) -> Body {
+        match self {
+            Body::Split { .. } => Body::split(layout, data, p),
+            Body::Palette { values, .. } => {
+                let values: Vec<u64> = values.iter().copied().filter(|&v| v != 0).collect();
+                if values.len() < 2 {
+                    // One value left: a palette of one would need a zero-bit index.
+                    Body::split(layout, data, p)
+                } else {
+                    Body::palette(data, layout.esize(), values, p)
+                }
+            }
+        }
+    }
+
+    /// An upper bound on the all-zero elements: each one put a 0 into every split stream.
+    fn zero_bound(&self, n: usize) -> usize {
+        match self {
+            Body::Split { hists, .. } => hists
+                .iter()
+                .filter(|st| st.exact)
+                .map(|st| st.hist[0] as usize)
+                .min()
+                .unwrap_or(n),
+            Body::Palette { .. } => n,
+        }
+    }
+}
+
+/// Estimated bytes for a bitmap with `zeros` clear bits of `n`, zeros assumed independent.
+fn bitmap_estimate(n: usize, zeros: usize) -> usize {
+    let p = zeros as f64 / n as f64;
+    let h = if p <= 0.0 || p >= 1.0 {
+        0.0
+    } else {
+        -(p * p.log2() + (1.0 - p) * (1.0 - p).log2())
+    };
+    ((n as f64 * h / 8.0) as usize + 48).min(n.div_ceil(8) + 1)
+}
+
+fn write_sparse(
+    layout: Layout,
+    body: &[u8],
+    nonzero: usize,
+    base: &Body,
+    p: &Policy,
+    out: &mut Vec<u8>,
+) {
+    let es = layout.esize();
+    let (bitmap, nz) = transform::sparse_split(body, es, nonzero);
+    out.push(SPARSE);
+    put_varint(out, nonzero as u64);
+    stream::encode(&bitmap, &stream::stats(&bitmap, p), p, out);
+    base.rebuild(layout, &nz, p).write(es, p, out);
+}
+
+/// Encodes one chunk. The result is never longer than `data.len() + 1`.
+pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u8> {
+    let es = layout.esize();
+    let n = data.len() / es;
+    let (body, tail) = data.split_at(n * es);
+    let stored = || {
+        let mut v = Vec::with_capacity(data.len() + 1);
+        v.push(STORED);
+        v.extend_from_slice(data);
+        v
+    };
+    if n == 0 {
+        return stored();
+    }
+    let first = &body[..es];
+    if body.chunks_exact(es).all(|c| c == first) {
+        let mut v = vec![CONST];
+        v.extend_from_slice(first);
+        v.extend_from_slice(tail);
+        return v;
+    }
+    let p = &policy.stream;
+    // Single-byte elements gain from a palette only through packing (<= 16 values).
+    let max_values = if es == 1 { 16 } else { 256 };
+    let palette = transform::distinct_values(body, es, max_values)
+        .filter(|v| v.len() >= 2)
+        .map(|v| Body::palette(body, es, v, p));
+    let split = Body::split(layout, body, p);
+    // Count the zero elements only when the histograms leave room for enough of them.
+    let zeros = if (split.zero_bound(n) as f64) < n as f64 * policy.sparse_min_fraction {
+        0
+    } else {
+        transform::count_zero_elements(body, es)
+    };
+    let sparse_ok = zeros > 0 && zeros < n && zeros as f64 >= n as f64 * policy.sparse_min_fraction;
+
+    // Room for the worst case (stored), so the output never reallocates while it grows.
+    let mut out = Vec::with_capacity(data.len() + 64);
+    if policy.exhaustive {
+        let mut cands = vec![stored()];
+        for b in [Some(&split), palette.as_ref()].into_iter().flatten() {
+            let mut v = Vec::new();
+            b.write(es, p, &mut v);
+            v.extend_from_slice(tail);
+            cands.push(v);
+            if sparse_ok {
+                let mut v = Vec::new();
+                write_sparse(layout, body, n - zeros, b, p, &mut v);
+                v.extend_from_slice(tail);
+                cands.push(v);
+            }
+        }
+        let so_far = cands.iter().map(Vec::len).min().unwrap_or(data.len());
+        if stream::zstd_may_win(data, so_far, p.zstd_level)
+            && let Some(z) = stream::zstd_encode_ldm(data, p.zstd_level)
+        {
+            let mut v = vec![ZSTD];
+            v.extend_from_slice(&z);
+            cands.push(v);
+        }
+        // Ties keep the earlier (cheaper to decode) candidate.
+        return cands
+            .into_iter()
+            .reduce(|a, b| if b.len() < a.len() { b } else { a })
+            .expect("stored is a candidate");
+    }
+
+    let (base, base_est) = match &palette {
+        Some(pal) => {
+            let (e_pal, e_split) = (pal.estimate(es, p), split.estimate(es, p));
+            if e_pal < e_split {
+                (pal, e_pal)
+            } else {
+                (&split, e_split)
+            }
+        }
+        None => (&split, split.estimate(es, p)),
+    };
+    let sparse_est = sparse_ok
+        .then(|| bitmap_estimate(n, zeros) + base.estimate_without_zeros(es, zeros, n, p) + 4);
+    match sparse_est {
+        Some(s) if s < base_est => write_sparse(layout, body, n - zeros, base, p, &mut out),
+        _ => base.write(es, p, &mut out),
+    }
+    out.extend_from_slice(tail);
+    if out.len() > data.len() {
+        return stored();
+    }
+    out
+}
+
+/// Decodes one chunk payload (exactly `src`) into `out` (exactly the chunk's length).
+pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [u8]) -> Result<()> {
+    let es = layout.esize();
+    let n = out.len() / es;
+    let mut r = Reader::new(src);
+    let kind = r.u8("chunk transform")?;
+    let (body, tail) = out.split_at_mut(n * es);
+    match kind {
+        STORED => {
+            out.copy_from_slice(r.take(out.len(), "stored chunk")?);
+            return expect_end(&r);
+        }
+        ZSTD => return stream::zstd_decode_exact(r.rest(), out),
+        CONST => {
+            let first = r.take(es, "constant element")?;
+            for c in body.chunks_exact_mut(es) {
+                c.copy_from_slice(first);
+            }
+        }
+        SPLIT => decode_split(&mut r, layout, body)?,
+        PALETTE => decode_palette(&mut r, es, body)?,
+        SPARSE => {
+            let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
+            let bitmap = stream::decode(&mut r, n.div_ceil(8))?;
+            let mut nz = stream::scratch(nonzero * es);
+            match r.u8("sparse inner transform")? {
+                SPLIT => decode_split(&mut r, layout, nz.as_mut_slice())?,
+                PALETTE => decode_palette(&mut r, es, nz.as_mut_slice())?,
+                k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
+            }
+            transform::sparse_merge(&bitmap, &nz, es, body)?;
+        }
+        k => return Err(malformed(format!("unknown chunk transform {k}"))),
+    }
+    tail.copy_from_slice(r.take(tail.len(), "chunk tail")?);
+    expect_end(&r)
+}
+
+fn expect_end(r: &Reader<'_>) -> Result<()> {
+    if r.remaining() != 0 {
+        return Err(malformed(format!(
+            "chunk has {} trailing bytes",
+            r.remaining()
+        )));
+    }
+    Ok(())
+}
+
+fn decode_split(r: &mut Reader<'_>, layout: Layout, out: &mut [u8]) -> Result<()> {
+    let n = out.len() / layout.esize();
+    let streams = (0..layout.streams())
+        .map(|_| stream::decode(r, n))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&[u8]> = streams.iter().map(|s| &s[..]).collect();
+    layout.merge(&refs, out);
+    Ok(())
+}
+
+fn decode_palette(r: &mut Reader<'_>, esize: usize, out: &mut [u8]) -> Result<()> {
+    let n = out.len() / esize;
+    let bits = r.u8("palette index bits")?;
+    if ![1, 2, 4, 8].contains(&bits) {
+        return Err(malformed(format!("palette index width {bits} bits")));
+    }
+    let count = usize::from(r.u8("palette size")?) + 1;
+    if count < 2 || count > 1 << bits {
+        return Err(malformed(format!(
+            "palette of {count} values with {bits}-bit indices"
+        )));
+    }
+    let raw = r.take(count * esize, "palette values")?;
+    let values: Vec<u64> = raw
+        .chunks_exact(esize)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..esize].copy_from_slice(c);
+            u64::from_le_bytes(b)
+        })
+        .collect();
+    if values.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(malformed("palette values are not strictly ascending"));
+    }
+    let packed = stream::decode(r, transform::packed_len(n, bits))?;
+    transform::palette_expand(&packed, bits, esize, &values, out)
+}

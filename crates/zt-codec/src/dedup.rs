@@ -1,0 +1,217 @@
+//! Whole-buffer redundancy, found before any chunk is coded: a buffer that is one block
+//! repeated (a period), and chunks equal to earlier chunks. Both become copy segments, which
+//! cost a few bytes of segment table however long they are.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// A planned segment of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seg {
+    Coded {
+        start: usize,
+        len: usize,
+    },
+    Copy {
+        start: usize,
+        len: usize,
+        dist: usize,
+    },
+}
+
+impl Seg {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Seg::Coded { len, .. } | Seg::Copy { len, .. } => *len,
+        }
+    }
+}
+
+/// Bytes of the probe searched for when looking for a period.
+const NEEDLE: usize = 64;
+/// Buffers shorter than this are not searched for a period.
+const MIN_PERIOD_SEARCH: usize = 4 << 10;
+/// Candidate periods verified before giving up.
+const MAX_TRIES: usize = 16;
+
+/// Splits `data` into chunks, replacing repeats by copies.
+pub(crate) fn plan(data: &[u8], chunk_size: usize, esize: usize) -> Vec<Seg> {
+    let n = data.len();
+    if let Some(p) = find_period(data, esize) {
+        let mut segs = grid(0, p, chunk_size);
+        segs.push(Seg::Copy {
+            start: p,
+            len: n - p,
+            dist: p,
+        });
+        return segs;
+    }
+    let hashes: Vec<u128> = data.par_chunks(chunk_size).map(xxh3_128).collect();
+    let mut first: HashMap<u128, usize> = HashMap::with_capacity(hashes.len());
+    let mut segs: Vec<Seg> = Vec::with_capacity(hashes.len());
+    for (i, h) in hashes.into_iter().enumerate() {
+        let start = i * chunk_size;
+        let len = chunk_size.min(n - start);
+        let earlier = first
+            .get(&h)
+            .copied()
+            .filter(|&e| data[e..e + len] == data[start..start + len]);
+        match earlier {
+            Some(e) => {
+                let dist = start - e;
+                match segs.last_mut() {
+                    // Consecutive copies from the same distance merge into one.
+                    Some(Seg::Copy {
+                        start: s,
+                        len: l,
+                        dist: d,
+                    }) if *d == dist && *s + *l == start => *l += len,
+                    _ => segs.push(Seg::Copy { start, len, dist }),
+                }
+            }
+            None => {
+                first.entry(h).or_insert(start);
+                segs.push(Seg::Coded { start, len });
+            }
+        }
+    }
+    segs
+}
+
+fn grid(start: usize, end: usize, chunk_size: usize) -> Vec<Seg> {
+    (start..end)
+        .step_by(chunk_size)
+        .map(|s| Seg::Coded {
+            start: s,
+            len: chunk_size.min(end - s),
+        })
+        .collect()
+}
+
+/// The smallest `p <= len / 2` (found among a few candidates) with `data[p..] ==
+/// data[..len - p]`: the buffer is its first `p` bytes repeated (the last copy possibly cut
+/// short). Candidates are the places where a 64-byte probe from near the start recurs; the
+/// probe starts past any leading run, so a block that opens with zeros is still found.
+pub(crate) fn find_period(data: &[u8], esize: usize) -> Option<usize> {
+    let n = data.len();
+    if n < MIN_PERIOD_SEARCH {
+        return None;
+    }
+    let half = n / 2;
+    let q = data
+        .iter()
+        .position(|&b| b != data[0])
+        .unwrap_or(0)
+        .min(half.saturating_sub(NEEDLE));
+    let needle = &data[q..q + NEEDLE];
+    let hay = &data[q + 1..(half + q + NEEDLE).min(n)];
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut tries = 0;
+    for i in finder.find_iter(hay) {
+        let p = i + 1;
+        // Periods that are not whole elements are real but rare; skip them so a chance match
+        // inside an element is not paid for.
+        if p > half || (p % esize != 0 && p > NEEDLE) {
+            continue;
+        }
+        if shifted_equal(data, p) {
+            return Some(p);
+        }
+        tries += 1;
+        if tries == MAX_TRIES {
+            break;
+        }
+    }
+    None
+}
+
+/// `data[p..] == data[..len - p]`, compared in parallel pieces.
+fn shifted_equal(data: &[u8], p: usize) -> bool {
+    const PIECE: usize = 1 << 20;
+    let (a, b) = (&data[p..], &data[..data.len() - p]);
+    if a.len() <= PIECE {
+        return a == b;
+    }
+    a.par_chunks(PIECE)
+        .zip(b.par_chunks(PIECE))
+        .all(|(x, y)| x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_a_tiled_block_even_with_a_leading_run() {
+        let mut block = vec![0u8; 500];
+        block.extend(noise(9_500, 3));
+        let data: Vec<u8> = block
+            .iter()
+            .copied()
+            .cycle()
+            .take(10_000 * 7 + 123)
+            .collect();
+        assert_eq!(find_period(&data, 2), Some(10_000));
+        assert_eq!(find_period(&vec![7u8; 100_000], 4), Some(1));
+        assert_eq!(find_period(&noise(100_000, 5), 1), None);
+        let segs = plan(&data, 4096, 2);
+        assert_eq!(
+            segs.last(),
+            Some(&Seg::Copy {
+                start: 10_000,
+                len: data.len() - 10_000,
+                dist: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn repeated_chunks_become_merged_copies() {
+        let a = noise(4096, 1);
+        let b = noise(4096, 2);
+        let c = noise(1000, 3);
+        let data = [&a[..], &b, &a, &a, &b, &c].concat();
+        let segs = plan(&data, 4096, 1);
+        assert_eq!(
+            segs,
+            vec![
+                Seg::Coded {
+                    start: 0,
+                    len: 4096
+                },
+                Seg::Coded {
+                    start: 4096,
+                    len: 4096
+                },
+                Seg::Copy {
+                    start: 8192,
+                    len: 4096,
+                    dist: 8192
+                },
+                Seg::Copy {
+                    start: 12288,
+                    len: 8192,
+                    dist: 12288
+                },
+                Seg::Coded {
+                    start: 20480,
+                    len: 1000
+                },
+            ]
+        );
+    }
+}
