@@ -828,7 +828,7 @@ fn read_raw(files: &[PathBuf], buffer: &mut [u8]) -> Result<u64> {
     Ok(touch(&buffer[..at]))
 }
 
-/// `ztensor::open`, then `dense` of every tensor in the reader's order, every byte summed.
+/// `ztensor::open`, then `dense` of every tensor in file order, every byte summed.
 fn read_ours(path: &Path) -> Result<OursRead> {
     let reader = ztensor::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut read = OursRead {
@@ -836,7 +836,7 @@ fn read_ours(path: &Path) -> Result<OursRead> {
         borrowed: 0,
         owned: 0,
     };
-    for name in reader.names() {
+    for name in reader.names_in_file_order() {
         let bytes = reader
             .dense(name)
             .with_context(|| format!("reading {name} from {}", path.display()))?;

@@ -21,7 +21,7 @@ mod tensor;
 
 pub use dtype::{DType, LogicalType};
 pub use error::{Error, Result};
-pub use mapped::{ByteCursor, MappedFile, checked_slice};
+pub use mapped::{ByteCursor, MappedFile, ScatteredReads, checked_slice};
 pub use reader::{TensorBytes, TensorReader};
 pub use shape::Shape;
 pub use tensor::{

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap};
 
 use crate::Error;
 
@@ -60,9 +60,38 @@ impl MappedFile {
         self.bytes().is_empty()
     }
 
+    /// Tells the kernel that the map is about to be read in small scattered pieces (a parser
+    /// visiting one header per tensor), until the returned guard is dropped.
+    ///
+    /// Without it, each first touch of a cold page makes the kernel read ahead megabytes around
+    /// it: a zip or protobuf parser that visits a header per tensor then pulls a quarter of a
+    /// multi-GB checkpoint into memory, out of order, before any tensor is read. The guard
+    /// restores normal readahead for the bulk reads that follow.
+    pub fn scattered_reads(&self) -> ScatteredReads<'_> {
+        if let Some(map) = &self.map {
+            // Advice is only a hint: a kernel that refuses it changes nothing but speed.
+            let _ = map.advise(Advice::Random);
+        }
+        ScatteredReads { file: self }
+    }
+
     /// `length` bytes at `offset`, or an error that says what lies outside the file.
     pub fn slice(&self, offset: u64, length: u64, what: &str) -> Result<&[u8], Error> {
         checked_slice(self.bytes(), offset, length, what)
+    }
+}
+
+/// Restores normal readahead on drop; see [`MappedFile::scattered_reads`].
+#[must_use = "readahead is restored when the guard is dropped"]
+pub struct ScatteredReads<'a> {
+    file: &'a MappedFile,
+}
+
+impl Drop for ScatteredReads<'_> {
+    fn drop(&mut self) {
+        if let Some(map) = &self.file.map {
+            let _ = map.advise(Advice::Normal);
+        }
     }
 }
 

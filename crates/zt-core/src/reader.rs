@@ -27,6 +27,13 @@ pub trait TensorReader: Send + Sync {
     /// Tensor names in a stable order (sorted by UTF-8 bytes unless the format defines one).
     fn names(&self) -> Vec<&str>;
 
+    /// The same names in the order their data lies in the file: reading tensors in this order
+    /// goes through the file front to back, which keeps the kernel's readahead useful on a cold
+    /// file. Defaults to [`names`](Self::names) for formats that already list in file order.
+    fn names_in_file_order(&self) -> Vec<&str> {
+        self.names()
+    }
+
     /// Shape, format, components and attributes of one tensor.
     fn info(&self, name: &str) -> Result<&TensorInfo, Error>;
 

@@ -316,6 +316,26 @@ impl TensorReader for ZtReader {
         self.manifest.objects.keys().map(String::as_str).collect()
     }
 
+    fn names_in_file_order(&self) -> Vec<&str> {
+        let mut names: Vec<(u64, &str)> = self
+            .manifest
+            .objects
+            .iter()
+            .map(|(name, info)| {
+                let first = info
+                    .components
+                    .values()
+                    .filter_map(|c| c.location.map(|r| r.offset))
+                    .min()
+                    .unwrap_or(0);
+                (first, name.as_str())
+            })
+            .collect();
+        // Stable: tensors at the same offset (zero-length ones) keep name order.
+        names.sort_by_key(|&(offset, _)| offset);
+        names.into_iter().map(|(_, name)| name).collect()
+    }
+
     fn info(&self, name: &str) -> Result<&TensorInfo, Error> {
         self.manifest
             .objects

@@ -794,3 +794,18 @@ fn a_complete_footer_with_a_bad_manifest_is_an_error_not_a_rollback() {
         "the appender touched nothing"
     );
 }
+
+#[test]
+fn names_in_file_order_follow_the_data() {
+    let dir = tmp();
+    let path = dir.path().join("order.zt");
+    let mut w = Writer::create(&path).unwrap();
+    for name in ["z", "a", "m"] {
+        w.add_dense(name, [1], DType::U8, &[1], ComponentOptions::raw())
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let r = ZtReader::open(&path).unwrap();
+    assert_eq!(r.names(), vec!["a", "m", "z"]);
+    assert_eq!(r.names_in_file_order(), vec!["z", "a", "m"]);
+}

@@ -124,6 +124,8 @@ impl NpzReader {
         let path = path.as_ref();
         let map = MappedFile::open(path)?;
         let bytes = map.bytes();
+        // Reading one zip and npy header per entry: no readahead around each.
+        let scattered = map.scattered_reads();
         let parsed = if bytes.starts_with(header::MAGIC) {
             npy_tensor(bytes, &file_stem(path)).map(|t| {
                 let entries = Entries {
@@ -141,6 +143,7 @@ impl NpzReader {
                 found: bytes[..bytes.len().min(6)].to_vec(),
             })
         };
+        drop(scattered);
         let (container, Entries { tensors, skipped }) = parsed.map_err(|e| e.in_file(path))?;
         let mut metadata = Attributes::new();
         if !skipped.is_empty() {

@@ -99,6 +99,8 @@ impl OnnxReader {
 
     fn open_inner(path: &Path) -> Result<OnnxReader, Error> {
         let model = Arc::new(MappedFile::open(path)?);
+        // Walking the protobuf touches every message header: no readahead around each.
+        let scattered = model.scattered_reads();
         let scan = scan_model(model.bytes())?;
         let mut loader = Loader {
             model: &model,
@@ -113,6 +115,7 @@ impl OnnxReader {
             tensors.push(loader.sparse_initializer(range.clone())?);
         }
         let externals = loader.externals.into_files();
+        drop(scattered);
         let mut by_name = HashMap::with_capacity(tensors.len());
         for (index, tensor) in tensors.iter().enumerate() {
             if by_name.insert(tensor.info.name.clone(), index).is_some() {

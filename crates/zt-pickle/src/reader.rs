@@ -89,7 +89,10 @@ impl PickleReader {
 
     fn open_inner(path: &Path, limits: &Limits) -> Result<PickleReader, Error> {
         let map = Arc::new(MappedFile::open(path)?);
+        // Reading one zip header (or legacy size field) per storage: no readahead around each.
+        let scattered = map.scattered_reads();
         let opened = container::open(&map, limits)?;
+        drop(scattered);
         let big_endian = matches!(
             opened.kind,
             CheckpointKind::Zip {

@@ -91,7 +91,7 @@ pub fn copy_tensors(
     options: ComponentOptions,
 ) -> Result<u64> {
     let mut bytes_read = 0;
-    for name in reader.names() {
+    for name in reader.names_in_file_order() {
         let info = reader.info(name)?;
         let mut tensor = writer.begin_tensor(name, info.shape.clone(), info.format.clone())?;
         for (role, component) in &info.components {
