@@ -44,10 +44,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use half::{bf16, f16};
 use ztensor::safetensors::{SafetensorsTensor, write_safetensors};
-use ztensor::{ComponentOptions, DType, TensorReader};
+use ztensor::{ComponentOptions, DType};
 
 use crate::model::{self, Config, Model};
 use crate::sys::{Machine, drop_from_page_cache, read_ahead_kib, resident_fraction};
@@ -619,57 +619,7 @@ fn check_file(path: &Path, spec: &Spec, model: &Model, expected: &[u8]) -> Resul
         reader.format_name(),
         spec.reader
     );
-    check_reader(&*reader, model, spec.precision.dtype(), expected)
-}
-
-/// [`Model::check_reader`] for any dtype: every tensor's shape, dtype and bytes.
-fn check_reader(
-    reader: &dyn TensorReader,
-    model: &Model,
-    dtype: DType,
-    expected: &[u8],
-) -> Result<()> {
-    let path = reader.path().display();
-    ensure!(
-        reader.len() == model.tensors.len(),
-        "{path}: {} tensors, expected {}",
-        reader.len(),
-        model.tensors.len()
-    );
-    for t in &model.tensors {
-        let info = reader
-            .info(&t.name)
-            .with_context(|| format!("{path}: looking up {}", t.name))?;
-        ensure!(
-            info.shape.dims() == t.shape.as_slice(),
-            "{path}: {} has shape {:?}, expected {:?}",
-            t.name,
-            info.shape.dims(),
-            t.shape
-        );
-        let found = info.components.get("data").map(|c| c.dtype);
-        ensure!(
-            found == Some(dtype),
-            "{path}: {} has data dtype {found:?}, expected {dtype:?}",
-            t.name
-        );
-        let bytes = reader
-            .dense(&t.name)
-            .with_context(|| format!("{path}: reading {}", t.name))?;
-        let want = &expected[t.range.clone()];
-        if *bytes != *want {
-            match bytes.iter().zip(want).position(|(a, b)| a != b) {
-                Some(at) => bail!("{path}: {} differs from the model at byte {at}", t.name),
-                None => bail!(
-                    "{path}: {} is {} bytes, expected {}",
-                    t.name,
-                    bytes.len(),
-                    want.len()
-                ),
-            }
-        }
-    }
-    Ok(())
+    model.check_reader_as(&*reader, spec.precision.dtype(), expected)
 }
 
 /// Drops every file once and checks with `mincore` that the page cache let it go.

@@ -206,6 +206,17 @@ impl Model {
     /// Checks that `reader` holds exactly this model: the same names, shapes and dtype, and
     /// byte-identical data.
     pub fn check_reader(&self, reader: &dyn TensorReader) -> Result<()> {
+        self.check_reader_as(reader, DType::BF16, &self.data)
+    }
+
+    /// [`check_reader`](Self::check_reader) for the model stored as `dtype`, whose tensor bytes
+    /// are `expected` at the model's ranges (a format that holds the model converted, e.g. f16).
+    pub fn check_reader_as(
+        &self,
+        reader: &dyn TensorReader,
+        dtype: DType,
+        expected: &[u8],
+    ) -> Result<()> {
         let path = reader.path().display();
         ensure!(
             reader.len() == self.tensors.len(),
@@ -224,28 +235,24 @@ impl Model {
                 info.shape.dims(),
                 t.shape
             );
-            let dtype = info.components.get("data").map(|c| c.dtype);
+            let found = info.components.get("data").map(|c| c.dtype);
             ensure!(
-                dtype == Some(DType::BF16),
-                "{path}: {} has data dtype {dtype:?}, expected bf16",
+                found == Some(dtype),
+                "{path}: {} has data dtype {found:?}, expected {dtype:?}",
                 t.name
             );
             let bytes = reader
                 .dense(&t.name)
                 .with_context(|| format!("{path}: reading {}", t.name))?;
-            let expected = self.bytes(t);
-            if *bytes != *expected {
-                let at = bytes.iter().zip(expected).position(|(a, b)| a != b);
-                match at {
-                    Some(at) => bail!(
-                        "{path}: {} differs from what was written at byte {at}",
-                        t.name
-                    ),
+            let want = &expected[t.range.clone()];
+            if *bytes != *want {
+                match bytes.iter().zip(want).position(|(a, b)| a != b) {
+                    Some(at) => bail!("{path}: {} differs from the model at byte {at}", t.name),
                     None => bail!(
                         "{path}: {} is {} bytes, expected {}",
                         t.name,
                         bytes.len(),
-                        expected.len()
+                        want.len()
                     ),
                 }
             }
