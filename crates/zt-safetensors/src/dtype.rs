@@ -150,38 +150,39 @@ pub(crate) fn data_len(dtype: Dtype, shape: &Shape) -> Result<Result<u64, String
     })
 }
 
+/// Every safetensors dtype this crate reads and writes.
+pub const ALL_DTYPES: [Dtype; 22] = [
+    Dtype::BOOL,
+    Dtype::F4,
+    Dtype::F6_E2M3,
+    Dtype::F6_E3M2,
+    Dtype::U8,
+    Dtype::I8,
+    Dtype::F8_E5M2,
+    Dtype::F8_E4M3,
+    Dtype::F8_E8M0,
+    Dtype::F8_E4M3FNUZ,
+    Dtype::F8_E5M2FNUZ,
+    Dtype::I16,
+    Dtype::U16,
+    Dtype::F16,
+    Dtype::BF16,
+    Dtype::I32,
+    Dtype::U32,
+    Dtype::F32,
+    Dtype::C64,
+    Dtype::F64,
+    Dtype::I64,
+    Dtype::U64,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: [Dtype; 22] = [
-        Dtype::BOOL,
-        Dtype::F4,
-        Dtype::F6_E2M3,
-        Dtype::F6_E3M2,
-        Dtype::U8,
-        Dtype::I8,
-        Dtype::F8_E5M2,
-        Dtype::F8_E4M3,
-        Dtype::F8_E8M0,
-        Dtype::F8_E4M3FNUZ,
-        Dtype::F8_E5M2FNUZ,
-        Dtype::I16,
-        Dtype::U16,
-        Dtype::F16,
-        Dtype::BF16,
-        Dtype::I32,
-        Dtype::U32,
-        Dtype::F32,
-        Dtype::C64,
-        Dtype::F64,
-        Dtype::I64,
-        Dtype::U64,
-    ];
-
     #[test]
     fn every_code_round_trips() {
-        for st in ALL {
+        for st in ALL_DTYPES {
             let code = dtype_code(st);
             assert_eq!(code, st.to_string(), "our spelling is the crate's");
             assert_eq!(parse_dtype_code(code).unwrap(), st);

@@ -96,8 +96,8 @@ mod reader;
 mod writer;
 
 pub use dtype::{
-    F6_E2M3, F6_E3M2, dtype_code, parse_dtype_code, safetensors_dtype, safetensors_dtype_name,
-    zt_dtype,
+    ALL_DTYPES, F6_E2M3, F6_E3M2, dtype_code, parse_dtype_code, safetensors_dtype,
+    safetensors_dtype_name, zt_dtype,
 };
 pub use reader::SafetensorsReader;
 /// The `safetensors` crate's dtype enum, which [`safetensors_dtype`] returns.

@@ -8,33 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use safetensors::tensor::TensorView;
 use zt_core::TensorReader;
 use zt_safetensors::{
-    Dtype, SafetensorsReader, SafetensorsTensor, serialize_safetensors, zt_dtype,
+    ALL_DTYPES, Dtype, SafetensorsReader, SafetensorsTensor, serialize_safetensors, zt_dtype,
 };
-
-const DTYPES: [Dtype; 22] = [
-    Dtype::BOOL,
-    Dtype::F4,
-    Dtype::F6_E2M3,
-    Dtype::F6_E3M2,
-    Dtype::U8,
-    Dtype::I8,
-    Dtype::F8_E5M2,
-    Dtype::F8_E4M3,
-    Dtype::F8_E8M0,
-    Dtype::F8_E4M3FNUZ,
-    Dtype::F8_E5M2FNUZ,
-    Dtype::I16,
-    Dtype::U16,
-    Dtype::F16,
-    Dtype::BF16,
-    Dtype::I32,
-    Dtype::U32,
-    Dtype::F32,
-    Dtype::C64,
-    Dtype::F64,
-    Dtype::I64,
-    Dtype::U64,
-];
 
 const NAMES: [&str; 12] = [
     "a",
@@ -75,7 +50,7 @@ struct Case {
 }
 
 fn random_case(rng: &mut Rng, name: &str) -> Case {
-    let dtype = DTYPES[rng.below(DTYPES.len() as u64) as usize];
+    let dtype = ALL_DTYPES[rng.below(ALL_DTYPES.len() as u64) as usize];
     loop {
         let rank = rng.below(4);
         let shape: Vec<u64> = (0..rank).map(|_| rng.below(6)).collect();
