@@ -122,19 +122,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     let machine = Machine::detect();
     println!("{machine}");
 
-    let config = Config::for_target_bytes(size_mb << 20);
-    let started = Instant::now();
-    let model = Model::generate(config, SEED);
-    println!(
-        "workload: Llama 3.2 1B shapes, {} of {} layers, vocabulary {} of {}: {} bf16 tensors, {} (generated in {})",
-        config.layers,
-        model::LAYERS,
-        config.vocab,
-        model::VOCAB,
-        model.tensors.len(),
-        format_mib(model.total_bytes()),
-        format_duration(started.elapsed().as_secs_f64()),
-    );
+    let (config, model) = generate_workload(size_mb);
     let read_ahead = read_ahead_kib(dir);
     println!(
         "median of {runs} runs after {warmup} warm-up runs; files in {} (device readahead {})",
@@ -535,4 +523,22 @@ fn write_tiny_tensors(path: &Path, count: usize) -> Result<()> {
         .finish()
         .with_context(|| format!("finishing {}", path.display()))?;
     Ok(())
+}
+
+/// Generates the Llama-shaped benchmark model of about `size_mb` MiB and says what it is.
+pub(crate) fn generate_workload(size_mb: u64) -> (Config, Model) {
+    let config = Config::for_target_bytes(size_mb << 20);
+    let started = Instant::now();
+    let model = Model::generate(config, SEED);
+    println!(
+        "workload: Llama 3.2 1B shapes, {} of {} layers, vocabulary {} of {}: {} bf16 tensors, {} (generated in {})",
+        config.layers,
+        model::LAYERS,
+        config.vocab,
+        model::VOCAB,
+        model.tensors.len(),
+        format_mib(model.total_bytes()),
+        format_duration(started.elapsed().as_secs_f64()),
+    );
+    (config, model)
 }

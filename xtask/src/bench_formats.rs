@@ -49,7 +49,7 @@ use half::{bf16, f16};
 use ztensor::safetensors::{SafetensorsTensor, write_safetensors};
 use ztensor::{ComponentOptions, DType};
 
-use crate::model::{self, Config, Model};
+use crate::model::{Config, Model};
 use crate::sys::{Machine, drop_from_page_cache, read_ahead_kib, resident_fraction};
 use crate::util::{
     MIB, Stats, format_duration, format_mib, format_size, measure, print_table, touch,
@@ -317,19 +317,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     let machine = Machine::detect();
     println!("{machine}");
 
-    let config = Config::for_target_bytes(size_mb << 20);
-    let started = Instant::now();
-    let model = Model::generate(config, SEED);
-    println!(
-        "workload: Llama 3.2 1B shapes, {} of {} layers, vocabulary {} of {}: {} tensors, {} (generated in {})",
-        config.layers,
-        model::LAYERS,
-        config.vocab,
-        model::VOCAB,
-        model.tensors.len(),
-        format_mib(model.total_bytes()),
-        format_duration(started.elapsed().as_secs_f64()),
-    );
+    let (config, model) = crate::bench::generate_workload(size_mb);
 
     println!("writing model.zt and model.safetensors ...");
     model.write_zt(&dir.join("model.zt"), ComponentOptions::raw())?;
