@@ -439,6 +439,36 @@ pub fn decompress_delta_with(
     opts: &DecompressOptions,
 ) -> Result<Vec<u8>> {
     let h = frame::parse(frame)?;
+    check_reference(&h, reference)?;
+    let mut out = alloc_output(h.decoded_len, opts)?;
+    with_pool(opts.threads, || {
+        decode_delta(frame, &h, reference, &mut out)
+    })?;
+    Ok(out)
+}
+
+/// [`decompress_delta`] into `out`, which must be exactly the decoded length long (the size
+/// limit is `out`'s length). On error `out` holds unspecified bytes.
+pub fn decompress_delta_into_with(
+    frame: &[u8],
+    reference: &[u8],
+    out: &mut [u8],
+    opts: &DecompressOptions,
+) -> Result<()> {
+    let h = frame::parse(frame)?;
+    check_reference(&h, reference)?;
+    if out.len() as u64 != h.decoded_len {
+        return Err(Error::InvalidArgument(format!(
+            "output buffer is {} bytes but the frame decodes to {}",
+            out.len(),
+            h.decoded_len
+        )));
+    }
+    with_pool(opts.threads, || decode_delta(frame, &h, reference, out))
+}
+
+/// Checks that `reference` is the one the delta frame was made against (length, then xxh3-128).
+fn check_reference(h: &frame::Header, reference: &[u8]) -> Result<()> {
     let Some(d) = h.delta else {
         return Err(Error::InvalidArgument(
             "not a delta frame: decode it with decompress, without a reference".into(),
@@ -465,19 +495,19 @@ pub fn decompress_delta_with(
             h.decoded_len, d.len
         )));
     }
-    let mut out = alloc_output(h.decoded_len, opts)?;
-    with_pool(opts.threads, || -> Result<()> {
-        decode_frame(frame, &h, &mut out)?;
-        out.par_chunks_mut(XOR_PIECE)
-            .zip(reference.par_chunks(XOR_PIECE))
-            .for_each(|(o, r)| {
-                for (o, r) in o.iter_mut().zip(r) {
-                    *o ^= r;
-                }
-            });
-        Ok(())
-    })?;
-    Ok(out)
+    Ok(())
+}
+
+fn decode_delta(frame: &[u8], h: &frame::Header, reference: &[u8], out: &mut [u8]) -> Result<()> {
+    decode_frame(frame, h, out)?;
+    out.par_chunks_mut(XOR_PIECE)
+        .zip(reference.par_chunks(XOR_PIECE))
+        .for_each(|(o, r)| {
+            for (o, r) in o.iter_mut().zip(r) {
+                *o ^= r;
+            }
+        });
+    Ok(())
 }
 
 const XOR_PIECE: usize = 1 << 20;

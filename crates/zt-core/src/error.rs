@@ -102,6 +102,14 @@ pub enum Error {
     #[error("cannot decompress component '{component}': {reason}")]
     Decompress { component: String, reason: String },
 
+    /// A checkpoint-delta file was read without the base file its tensors refer to.
+    #[error("this file stores tensors relative to a base file ({0}); open it with that base")]
+    BaseRequired(String),
+
+    /// The base given for a checkpoint-delta file is not the one it was made against.
+    #[error("wrong base file: {0}")]
+    WrongBase(String),
+
     #[error("tensor '{0}' not found")]
     TensorNotFound(String),
 

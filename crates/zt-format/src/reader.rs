@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 use zt_core::{
@@ -12,9 +13,12 @@ use zt_core::{
     TensorInfo, TensorReader,
 };
 
+use crate::base::{BaseIdentity, codec_error, is_delta_frame};
 use crate::checksum;
 use crate::manifest::{Manifest, parse_legacy_manifest, parse_manifest};
-use crate::{ALIGNMENT, FOOTER_LEN, LEGACY_MAGIC, MAGIC, MAX_MANIFEST_SIZE};
+use crate::{
+    ALIGNMENT, CODEC_ENCODING, FOOTER_LEN, LEGACY_MAGIC, MAGIC, MAX_MANIFEST_SIZE, REF_ENCODING,
+};
 
 /// Largest decoded size of one compressed component unless [`OpenOptions`] says otherwise.
 /// Same cap as zTensor 1.2.3 (32 GiB).
@@ -73,6 +77,8 @@ pub struct ZtReader {
     layout: Layout,
     manifest: Manifest,
     options: OpenOptions,
+    /// The base file of a checkpoint-delta file, once checked against `zt.base`.
+    base: Option<Arc<dyn TensorReader>>,
 }
 
 impl std::fmt::Debug for ZtReader {
@@ -125,7 +131,40 @@ impl ZtReader {
             layout,
             manifest,
             options,
+            base: None,
         })
+    }
+
+    /// What the file's `zt.base` root attribute says about its base file, if it has one (a
+    /// checkpoint-delta file, spec section 8.2). A malformed attribute is an error.
+    pub fn base_identity(&self) -> Result<Option<BaseIdentity>, Error> {
+        BaseIdentity::from_attributes(self.manifest.attributes.as_ref())
+            .map_err(|e| e.in_file(&self.path))
+    }
+
+    /// Attaches the base file that this checkpoint-delta file was made against, after checking
+    /// that it is that file: same length and same SHA-256 as recorded in `zt.base` (the whole
+    /// base file is hashed once, here). Delta and copy components read through it afterwards;
+    /// copies are returned zero-copy when the base's component is.
+    pub fn with_base(mut self, base: Arc<dyn TensorReader>) -> Result<ZtReader, Error> {
+        let identity = self
+            .base_identity()?
+            .ok_or_else(|| {
+                Error::InvalidArgument(
+                    "a base was given but this file is not a checkpoint delta (no zt.base)".into(),
+                )
+            })
+            .map_err(|e| e.in_file(&self.path))?;
+        identity
+            .check_file(base.path())
+            .map_err(|e| e.in_file(&self.path))?;
+        self.base = Some(base);
+        Ok(self)
+    }
+
+    /// The attached base file, if any.
+    pub fn base(&self) -> Option<&dyn TensorReader> {
+        self.base.as_deref()
     }
 
     /// Parses an in-memory image of a file (the fuzz target and tests use this).
@@ -249,8 +288,41 @@ impl ZtReader {
         match &component.encoding {
             Encoding::Raw => unreachable!("handled above"),
             Encoding::Zstd => decode_zstd_into(role, stored, out),
+            Encoding::Other(enc) if enc == CODEC_ENCODING => {
+                let opts = zt_codec::DecompressOptions {
+                    max_decoded_len: want,
+                    ..Default::default()
+                };
+                let result = if is_delta_frame(stored) {
+                    let reference = self.base_component(name, role)?;
+                    zt_codec::decompress_delta_into_with(stored, &reference, out, &opts)
+                } else {
+                    zt_codec::decompress_into_with(stored, out, &opts)
+                };
+                result.map_err(|e| codec_error(role, e))
+            }
+            Encoding::Other(enc) if enc == REF_ENCODING => {
+                let reference = self.base_component(name, role)?;
+                if reference.len() != out.len() {
+                    return Err(length_mismatch(role, want, reference.len() as u64));
+                }
+                out.copy_from_slice(&reference);
+                Ok(())
+            }
             Encoding::Other(name) => Err(Error::UnsupportedEncoding(name.clone())),
         }
+    }
+
+    /// The base file's component that a delta or copy component of `name` refers to: the
+    /// same tensor name and role.
+    fn base_component(&self, name: &str, role: &str) -> Result<TensorBytes<'_>, Error> {
+        let Some(base) = &self.base else {
+            let identity = self.base_identity()?;
+            let named = identity.map_or_else(|| "not named by zt.base".to_owned(), |b| b.name);
+            return Err(Error::BaseRequired(named));
+        };
+        base.component(name, role)
+            .map_err(|e| Error::WrongBase(format!("{}: {e}", base.path().display())))
     }
 
     /// The stored bytes, with their digest checked when the caller asked for verification or
@@ -295,6 +367,46 @@ impl ZtReader {
                     });
                 }
                 Cow::Owned(decoded)
+            }
+            Encoding::Other(enc) if enc == CODEC_ENCODING || enc == REF_ENCODING => {
+                // Spec 8.1: `uncompressed_length` is required, and bounds what is decoded.
+                let declared = component.decoded_len.ok_or_else(|| Error::Decompress {
+                    component: role.to_owned(),
+                    reason: format!("a '{enc}' component needs uncompressed_length"),
+                })?;
+                if declared > self.options.max_decoded_len {
+                    return Err(Error::LimitExceeded {
+                        what: format!("decoded component '{role}'"),
+                        size: declared,
+                        limit: self.options.max_decoded_len,
+                    });
+                }
+                if enc == REF_ENCODING {
+                    let reference = self.base_component(name, role)?;
+                    if reference.len() as u64 != declared {
+                        return Err(Error::WrongBase(format!(
+                            "its component '{role}' of '{name}' holds {} bytes, the copy {declared}",
+                            reference.len()
+                        )));
+                    }
+                    reference
+                } else {
+                    let opts = zt_codec::DecompressOptions {
+                        max_decoded_len: declared,
+                        ..Default::default()
+                    };
+                    let decoded = if is_delta_frame(stored) {
+                        let reference = self.base_component(name, role)?;
+                        zt_codec::decompress_delta_with(stored, &reference, &opts)
+                    } else {
+                        zt_codec::decompress_with(stored, &opts)
+                    }
+                    .map_err(|e| codec_error(role, e))?;
+                    if decoded.len() as u64 != declared {
+                        return Err(length_mismatch(role, declared, decoded.len() as u64));
+                    }
+                    Cow::Owned(decoded)
+                }
             }
             Encoding::Other(enc) => return Err(Error::UnsupportedEncoding(enc.clone())),
         };

@@ -14,7 +14,7 @@ use zt_core::{
 use crate::checksum::Hasher;
 use crate::manifest::{Manifest, encode_manifest};
 use crate::reader::{OpenOptions, Variant, ZtReader, dense_len};
-use crate::{ALIGNMENT, MAGIC};
+use crate::{ALIGNMENT, CODEC_ENCODING, MAGIC};
 
 const BUFFER_SIZE: usize = 256 << 10;
 const ZEROS: [u8; ALIGNMENT as usize] = [0; ALIGNMENT as usize];
@@ -26,6 +26,10 @@ pub enum Compression {
     Raw,
     /// One zstd frame at this level (0 = libzstd's default, 3; negative = fast levels).
     Zstd(i32),
+    /// One frame of the weight codec (encoding `ztc1`), at this effort. The codec sees the
+    /// component's dtype and picks its transforms from it. Files using it are refused whole by
+    /// zTensor 1.2.3 (it does not know the encoding), never misread.
+    Codec(zt_codec::Effort),
 }
 
 /// Per-component storage options.
@@ -43,6 +47,13 @@ impl ComponentOptions {
     pub fn zstd(level: i32) -> Self {
         ComponentOptions {
             compression: Compression::Zstd(level),
+            checksum: ChecksumAlgorithm::None,
+        }
+    }
+
+    pub fn codec(effort: zt_codec::Effort) -> Self {
+        ComponentOptions {
+            compression: Compression::Codec(effort),
             checksum: ChecksumAlgorithm::None,
         }
     }
@@ -523,6 +534,28 @@ impl Writer {
                 encoder.finish()?;
                 (Encoding::Zstd, n)
             }
+            Compression::Codec(effort) => {
+                let owned;
+                let bytes = match source {
+                    Source::Slice(bytes) => bytes,
+                    Source::Reader(reader) => {
+                        let mut buffer = Vec::new();
+                        reader.read_to_end(&mut buffer)?;
+                        owned = buffer;
+                        &owned[..]
+                    }
+                };
+                let frame = zt_codec::compress(
+                    bytes,
+                    Some(dtype),
+                    &zt_codec::CompressOptions::with_effort(effort),
+                )?;
+                sink.write_all(&frame)?;
+                (
+                    Encoding::Other(CODEC_ENCODING.to_owned()),
+                    bytes.len() as u64,
+                )
+            }
         };
         let length = sink.written;
         let digest = sink.hasher.finish();
@@ -531,6 +564,42 @@ impl Writer {
             dtype,
             logical_type,
             location: Some(ByteRange { offset, length }),
+            encoding,
+            decoded_len: Some(decoded_len),
+            digest,
+        })
+    }
+
+    /// Writes bytes that are already encoded (a codec frame made elsewhere, or nothing for a
+    /// `zt.ref` copy), hashing them for `checksum`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_precoded(
+        &mut self,
+        dtype: DType,
+        logical_type: Option<LogicalType>,
+        encoding: Encoding,
+        stored: &[u8],
+        decoded_len: u64,
+        checksum: ChecksumAlgorithm,
+    ) -> Result<Component, Error> {
+        self.pad_to_alignment()?;
+        let offset = self.pos;
+        let out = self.out.as_mut().expect("checked open");
+        let mut sink = CountingWriter {
+            inner: out,
+            hasher: Hasher::new(checksum),
+            written: 0,
+        };
+        sink.write_all(stored)?;
+        let digest = sink.hasher.finish();
+        self.pos += stored.len() as u64;
+        Ok(Component {
+            dtype,
+            logical_type,
+            location: Some(ByteRange {
+                offset,
+                length: stored.len() as u64,
+            }),
             encoding,
             decoded_len: Some(decoded_len),
             digest,
@@ -684,6 +753,53 @@ impl TensorWriter<'_> {
         options: ComponentOptions,
     ) -> Result<(), Error> {
         self.write_source(role, dtype, logical_type, Source::Reader(source), options)
+    }
+
+    /// Writes a component whose stored bytes are already encoded: a codec frame made by the
+    /// caller (`encoding` "ztc1", e.g. a delta frame) or an empty `zt.ref` copy. `decoded_len` is
+    /// recorded as the component's `uncompressed_length`; nothing checks that the bytes decode to
+    /// it here (readers do, on every read).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_encoded(
+        &mut self,
+        role: &str,
+        dtype: DType,
+        logical_type: Option<LogicalType>,
+        encoding: Encoding,
+        stored: &[u8],
+        decoded_len: u64,
+        checksum: ChecksumAlgorithm,
+    ) -> Result<(), Error> {
+        let name = self.info.name.clone();
+        let path = self.writer.path.clone();
+        let context = |e: Error| e.in_tensor(&name).in_file(&path);
+        if self.info.components.contains_key(role) {
+            return Err(context(Error::InvalidArgument(format!(
+                "component '{role}' written twice"
+            ))));
+        }
+        if encoding == Encoding::Raw && stored.len() as u64 != decoded_len {
+            return Err(context(Error::InvalidArgument(format!(
+                "raw component '{role}' of {} bytes declared as {decoded_len}",
+                stored.len()
+            ))));
+        }
+        if !decoded_len.is_multiple_of(dtype.size() as u64) {
+            return Err(context(Error::InvalidArgument(format!(
+                "component '{role}' is not a whole number of {dtype} elements"
+            ))));
+        }
+        let component = self
+            .writer
+            .write_precoded(dtype, logical_type, encoding, stored, decoded_len, checksum)
+            .map_err(context)?;
+        self.info.components.insert(role.to_owned(), component);
+        Ok(())
+    }
+
+    /// The tensor's name.
+    pub fn name(&self) -> &str {
+        &self.info.name
     }
 
     fn write_source(

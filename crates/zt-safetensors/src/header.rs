@@ -44,7 +44,7 @@ pub(crate) fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Error> {
     })
 }
 
-fn parse_json(json: &[u8]) -> Result<Header, Error> {
+pub(crate) fn parse_json(json: &[u8]) -> Result<Header, Error> {
     let text = std::str::from_utf8(json).map_err(|e| {
         Error::malformed(FORMAT_NAME, format!("JSON header is not valid UTF-8: {e}"))
     })?;
@@ -55,19 +55,19 @@ fn parse_json(json: &[u8]) -> Result<Header, Error> {
 
 /// One tensor entry as written. Unknown fields are ignored, like the reference reader does.
 #[derive(Debug, Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     dtype: String,
     shape: Vec<u64>,
-    data_offsets: (u64, u64),
+    pub data_offsets: (u64, u64),
 }
 
 /// The header object, in file order. Serde's derived maps would silently keep the last of two
 /// equal keys (so does the reference reader); these visitors keep every key so that duplicates
 /// are refused instead of resolved by a rule nobody wrote down.
 #[derive(Debug)]
-struct Header {
-    metadata: Option<BTreeMap<String, String>>,
-    tensors: Vec<(String, Entry)>,
+pub(crate) struct Header {
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub tensors: Vec<(String, Entry)>,
 }
 
 impl<'de> Deserialize<'de> for Header {
@@ -147,7 +147,7 @@ impl<'de> Visitor<'de> for UniqueStringsVisitor {
 /// (the first at 0) and does not end before it begins; its length is exactly
 /// `numel * bits / 8`, computed without overflow and a whole number of bytes; the last range
 /// ends at the end of the file. Stricter than the reference: duplicate names are refused.
-fn lay_out(
+pub(crate) fn lay_out(
     entries: Vec<(String, Entry)>,
     data_start: u64,
     section_len: u64,

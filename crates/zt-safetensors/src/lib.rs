@@ -104,7 +104,7 @@ pub use reader::SafetensorsReader;
 pub use safetensors::Dtype;
 pub use writer::{
     SafetensorsTensor, WriteOptions, serialize_safetensors, write_safetensors,
-    write_safetensors_with,
+    write_safetensors_with, write_safetensors_with_header,
 };
 
 /// The short format name [`zt_core::TensorReader::format_name`] returns.

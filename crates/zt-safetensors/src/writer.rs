@@ -99,6 +99,106 @@ pub fn write_safetensors_with(
     Ok(layout.file_len())
 }
 
+/// Writes a safetensors file whose JSON header is `header`, byte for byte (as read from an
+/// original file: its key order, spacing and padding are kept), with each tensor's bytes at the
+/// `data_offsets` the header gives it. This is how a file converted to `.zt` is restored to the
+/// identical file. The header is validated as strictly as when reading, and must describe
+/// exactly `tensors` (same names, dtypes, shapes and byte lengths); anything else is refused
+/// before the file is created.
+pub fn write_safetensors_with_header(
+    path: impl AsRef<Path>,
+    header: &[u8],
+    tensors: &[SafetensorsTensor<'_>],
+    options: &WriteOptions,
+) -> Result<u64, Error> {
+    let path = path.as_ref();
+    let order = plan_with_header(header, tensors).map_err(|e| e.in_file(path))?;
+    let data_len: u64 = order.iter().map(|t| t.bytes.len() as u64).sum();
+    write_atomically(path, options.sync, |out| {
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(header)?;
+        for tensor in &order {
+            out.write_all(tensor.bytes)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| e.in_file(path))?;
+    Ok(8 + header.len() as u64 + data_len)
+}
+
+/// The tensors in data-section order, once `header` is known to describe exactly them.
+fn plan_with_header<'t, 'a>(
+    header: &[u8],
+    tensors: &'t [SafetensorsTensor<'a>],
+) -> Result<Vec<&'t SafetensorsTensor<'a>>, Error> {
+    if header.len() as u64 > MAX_HEADER_LEN {
+        return Err(Error::LimitExceeded {
+            what: "safetensors JSON header".into(),
+            size: header.len() as u64,
+            limit: MAX_HEADER_LEN,
+        });
+    }
+    let parsed = crate::header::parse_json(header)?;
+    let section_len = parsed
+        .tensors
+        .iter()
+        .map(|(_, e)| e.data_offsets.1)
+        .max()
+        .unwrap_or(0);
+    let laid_out = crate::header::lay_out(parsed.tensors, 8 + header.len() as u64, section_len)?;
+    let mut by_name: BTreeMap<&str, &'t SafetensorsTensor<'a>> = BTreeMap::new();
+    for tensor in tensors {
+        if by_name.insert(tensor.name, tensor).is_some() {
+            return Err(Error::DuplicateName(tensor.name.to_owned()));
+        }
+    }
+    let mismatch = |name: &str, why: String| {
+        Error::InvalidArgument(format!(
+            "the safetensors header does not fit tensor '{name}': {why}"
+        ))
+    };
+    let mut order = Vec::with_capacity(laid_out.len());
+    for (name, info) in &laid_out {
+        let tensor = by_name
+            .remove(name.as_str())
+            .ok_or_else(|| mismatch(name, "the header names it, the tensors do not".into()))?;
+        let data = &info.components["data"];
+        if data.dtype != tensor.dtype || data.logical_type != tensor.logical_type {
+            return Err(mismatch(
+                name,
+                format!("dtype {} in the header, {} given", data.dtype, tensor.dtype),
+            ));
+        }
+        if info.shape.dims() != tensor.shape {
+            return Err(mismatch(
+                name,
+                format!(
+                    "shape {:?} in the header, {:?} given",
+                    info.shape.dims(),
+                    tensor.shape
+                ),
+            ));
+        }
+        let range = data.location.expect("laid out");
+        if range.length != tensor.bytes.len() as u64 {
+            return Err(mismatch(
+                name,
+                format!(
+                    "{} bytes in the header, {} given",
+                    range.length,
+                    tensor.bytes.len()
+                ),
+            ));
+        }
+        order.push((range.offset, tensor));
+    }
+    if let Some(extra) = by_name.keys().next() {
+        return Err(mismatch(extra, "the header does not name it".into()));
+    }
+    order.sort_by_key(|(offset, t)| (*offset, t.name));
+    Ok(order.into_iter().map(|(_, t)| t).collect())
+}
+
 /// The whole file in memory, as the reference `safetensors.serialize` returns it.
 pub fn serialize_safetensors(
     tensors: &[SafetensorsTensor<'_>],
