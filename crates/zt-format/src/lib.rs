@@ -28,7 +28,7 @@ mod writer;
 pub use base::{BaseIdentity, DeltaOptions, DeltaSummary, write_delta};
 pub use checksum::{compute as compute_digest, verify as verify_digest};
 pub use manifest::Manifest;
-pub use ops::{copy_object, remove_tensors, replace_tensor};
+pub use ops::{copy_object, remove_tensors, repair, replace_tensor};
 pub use reader::{DEFAULT_MAX_DECODED_LEN, Layout, OpenOptions, Variant, ZtReader};
 pub use writer::{
     ComponentData, ComponentOptions, Compression, TensorWriter, Writer, WriterOptions,

@@ -1,7 +1,6 @@
 //! Whole-file operations: remove tensors into a new file, replace a tensor in place.
 
 use std::fs::OpenOptions as FsOpenOptions;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -111,16 +110,79 @@ fn replace_inner(path: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
         });
     }
     data.digest = recompute_digest(data.digest.as_ref(), bytes);
-    let encoded = encode_manifest(&manifest)?;
+    let in_place = encode_manifest(&manifest)?;
+
+    // Crash safety: at every moment the last complete footer of the file describes either the
+    // old or the new version (the reader's recovery rule, spec 6.2).
+    // 1. Append the new bytes and a manifest pointing at them after the current end: until the
+    //    new footer is complete, the old one is the last complete footer.
     let file = FsOpenOptions::new().read(true).write(true).open(path)?;
+    let appended_at = layout.end.next_multiple_of(crate::ALIGNMENT);
+    file.set_len(appended_at)?;
+    file.write_all_at(bytes, appended_at)?;
+    file.sync_data()?;
+    let mut staged = manifest.clone();
+    let staged_data = staged
+        .objects
+        .get_mut(name)
+        .and_then(|info| info.components.get_mut("data"))
+        .expect("found above");
+    staged_data.location = Some(zt_core::ByteRange {
+        offset: appended_at,
+        length: range.length,
+    });
+    let staged = encode_manifest(&staged)?;
+    let staged_end = write_footer_at(&file, appended_at + range.length, &staged)?;
+    file.set_len(staged_end)?;
+    file.sync_all()?;
+    // 2. The file now reads as the new version through the appended copy. Put the bytes in
+    //    place and the final manifest over the old one: while this happens the appended footer
+    //    stays the last one in the file, and the old manifest region is exactly as long as the
+    //    final manifest (same structure, same digest algorithm), so nothing the appended
+    //    version uses is touched. A size difference would come from a malformed digest made
+    //    canonical; then the appended version simply stays (dead space, as after an append).
+    let old_footer = layout.end - layout.manifest.offset;
+    if in_place.len() as u64 + crate::FOOTER_LEN != old_footer {
+        return Ok(());
+    }
     file.write_all_at(bytes, range.offset)?;
-    let mut file = file;
-    file.seek(SeekFrom::Start(layout.manifest.offset))?;
-    file.write_all(&encoded)?;
-    file.write_all(&(encoded.len() as u64).to_le_bytes())?;
-    file.write_all(MAGIC)?;
-    let end = layout.manifest.offset + encoded.len() as u64 + crate::FOOTER_LEN;
+    file.sync_data()?;
+    let end = write_footer_at(&file, layout.manifest.offset, &in_place)?;
+    file.sync_data()?;
+    // 3. Cut the appended copy: the in-place footer becomes the last one.
     file.set_len(end)?;
     file.sync_all()?;
     Ok(())
+}
+
+/// Writes a manifest, its length and the magic at `offset`; returns the end.
+fn write_footer_at(file: &std::fs::File, offset: u64, manifest: &[u8]) -> Result<u64, Error> {
+    let mut footer = Vec::with_capacity(manifest.len() + 16);
+    footer.extend_from_slice(manifest);
+    footer.extend_from_slice(&(manifest.len() as u64).to_le_bytes());
+    footer.extend_from_slice(MAGIC);
+    file.write_all_at(&footer, offset)?;
+    Ok(offset + footer.len() as u64)
+}
+
+/// Cuts the unfinished tail that an interrupted append or replace left after the last complete
+/// footer, so that readers without recovery (zTensor 1.2.3) open the file again. Returns the
+/// number of bytes cut (0 when the file was complete). The file is opened with recovery first,
+/// so a file with no complete footer at all is an error and is left untouched.
+pub fn repair(path: impl AsRef<Path>) -> Result<u64, Error> {
+    let path = path.as_ref();
+    let (end, tail) = {
+        let reader = ZtReader::open(path)?;
+        (reader.layout().end, reader.unfinished_tail())
+    };
+    if tail > 0 {
+        let file = FsOpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::from(e).in_file(path))?;
+        file.set_len(end)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::from(e).in_file(path))?;
+    }
+    Ok(tail)
 }
