@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target for the given number of seconds (default 60), seeded from the
-# committed fixtures. Installs cargo-fuzz into .tools/ on first use. Needs the nightly toolchain.
+# Runs every cargo-fuzz target (or the ones named after the seconds) for the given number of
+# seconds each (default 60), seeded from the committed fixtures. Installs cargo-fuzz into .tools/ on first use. Needs the nightly toolchain.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -26,7 +26,11 @@ declare -A seeds=(
     [pytorch]="tests/fixtures/pickle"
 )
 
-for target in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
+targets=("${@:2}")
+if [ "${#targets[@]}" -eq 0 ]; then
+    mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
+fi
+for target in "${targets[@]}"; do
     corpus="fuzz/corpus/$target"
     mkdir -p "$corpus"
     echo "fuzzing $target for ${seconds}s"

@@ -28,6 +28,11 @@
 //!   weight codec against zstd, z4ai and ZipNN on the z4ai benchmark's workloads (see
 //!   `bench_codec.rs`); peers come from the venv `.venv-bench` when it exists.
 //!
+//! - `fuzz [--time S] [TARGET...]`: runs every cargo-fuzz target (or those named) for S seconds
+//!   each (600 by default) from the committed seed corpora, through `scripts/fuzz.sh`, which
+//!   installs cargo-fuzz into `.tools/` and needs the nightly toolchain. Crashers land in
+//!   `fuzz/artifacts/<target>/`; the command fails on the first one.
+//!
 //! Sizes are MiB (2^20 bytes) and throughputs MiB/s of tensor data.
 
 mod bench;
@@ -65,6 +70,14 @@ enum Command {
     },
     /// Benchmark the ztc1 codec (zt-codec) against zstd, z4ai and ZipNN.
     BenchCodec(BenchCodecArgs),
+    /// Run the cargo-fuzz targets from their committed seed corpora (scripts/fuzz.sh).
+    Fuzz {
+        /// Seconds per target
+        #[arg(long, default_value_t = 600)]
+        time: u64,
+        /// Targets to run [default: every target]
+        targets: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +195,16 @@ fn main() -> Result<()> {
                 venv,
                 script,
             })
+        }
+        Command::Fuzz { time, targets } => {
+            let status = std::process::Command::new("bash")
+                .arg(workspace_root().join("scripts/fuzz.sh"))
+                .arg(time.to_string())
+                .args(&targets)
+                .current_dir(workspace_root())
+                .status()?;
+            anyhow::ensure!(status.success(), "fuzzing failed ({status})");
+            Ok(())
         }
     }
 }
