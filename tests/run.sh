@@ -38,6 +38,17 @@ fi
 step "The facade with every optional format (hdf5 links libhdf5)"
 cargo nextest run -p ztensor --features hdf5 --no-fail-fast
 
+step "Miri: the AVX2 rANS and field-split code of zt-codec (its only unsafe outside mmap)"
+# Miri cannot run mmap or FFI, so it checks the pure-Rust unsafe code: the AVX2 kernels, with
+# AVX2 enabled at compile time so that the vector paths are the ones taken. Deterministic floats:
+# miri otherwise perturbs libm results, which changes rANS frequency tables between calls.
+if rustup +nightly component add miri rust-src >/dev/null 2>&1; then
+    MIRIFLAGS="-Zmiri-deterministic-floats" RUSTFLAGS="-C target-feature=+avx2" \
+        cargo +nightly miri test -p zt-codec --lib --quiet -- transform::tests rans::tests::vector
+else
+    echo "WARNING: miri is not installable here (rustup component add miri failed); skipped" >&2
+fi
+
 step "Generated ONNX code matches the vendored onnx.proto"
 cargo xtask gen-onnx --check
 

@@ -15,17 +15,30 @@
 //! | [`zt2`] | `zt-v2` | `zt2` (default) | zTensor 2.x `.zt` |
 //!
 //! [`open`] detects a file's format from its bytes (the extension only breaks ties) and returns
-//! a reader for it; [`convert`] turns any readable files into one `.zt` file.
+//! a reader for it; [`convert`] turns any readable files into one `.zt` file ([`convert_readers`]
+//! from readers the caller opened and possibly wrapped); [`verify`] checks a file's structure,
+//! digests and (deep) every component; [`migrate`] rewrites an older `.zt` as a current one;
+//! [`sample`] generates a deterministic Llama-shaped model for demos and tests.
 
 mod convert;
+pub mod delta;
 mod detect;
+mod migrate;
+pub mod sample;
+mod verify;
 
 use std::path::Path;
 
+pub use convert::{
+    ConvertOptions, ConvertSummary, SAFETENSORS_HEADER_ATTRIBUTE, convert, convert_readers,
+    copy_tensors,
+};
 #[cfg(feature = "safetensors")]
-pub use convert::convert_to_safetensors;
-pub use convert::{ConvertOptions, ConvertSummary, convert, copy_tensors};
+pub use convert::{convert_to_safetensors, write_safetensors_from};
 pub use detect::{FileFormat, detect};
+pub use migrate::migrate;
+pub use verify::{VerifyOptions, VerifyReport, verify};
+pub use zt_codec as codec;
 pub use zt_core as core;
 pub use zt_core::{
     Attributes, ChecksumAlgorithm, Component, DType, Digest, Encoding, Error, Format, LogicalType,

@@ -158,3 +158,85 @@ fn safetensors_round_trip_through_zt_is_byte_identical() {
     }
     assert_eq!(checked, 3);
 }
+
+/// Many threads share one open reader of every fixture and read every tensor in different
+/// orders, while the main thread has read each tensor once: everyone sees the same bytes.
+/// Readers are `Send + Sync`; zero-copy views, decoders (zstd, inflate, codec) and libhdf5's
+/// global lock are all exercised concurrently.
+#[test]
+fn many_threads_read_one_file_and_agree() {
+    const THREADS: usize = 8;
+    for (path, _) in fixture_files() {
+        let Ok(reader) = ztensor::open(&path) else {
+            continue;
+        };
+        let names: Vec<&str> = reader.names();
+        let expected: Vec<Option<Vec<u8>>> = names
+            .iter()
+            .map(|n| reader.dense(n).ok().map(|b| b.into_owned()))
+            .collect();
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (reader, names, expected, path) = (&reader, &names, &expected, &path);
+                scope.spawn(move || {
+                    for round in 0..4 {
+                        for i in 0..names.len() {
+                            let k = (i * (2 * t + 1) + round + t) % names.len();
+                            let got = reader.dense(names[k]).ok();
+                            assert_eq!(
+                                got.as_deref(),
+                                expected[k].as_deref(),
+                                "{}: '{}' in thread {t}",
+                                path.display(),
+                                names[k]
+                            );
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// One `.zt` file with raw, zstd and codec tensors read by many threads at once.
+#[test]
+fn many_threads_read_raw_zstd_and_codec_components_of_one_zt_file() {
+    use ztensor::{ChecksumAlgorithm, ComponentOptions, DType, Writer, codec::Effort};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.zt");
+    let mut w = Writer::create(&path).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..24u32 {
+        let bytes: Vec<u8> = (0..20_000u32)
+            .flat_map(|j| {
+                ((j.wrapping_mul(2_654_435_761) >> (i % 13)) as u16 & 0x3fff).to_le_bytes()
+            })
+            .collect();
+        let options = match i % 3 {
+            0 => ComponentOptions::raw(),
+            1 => ComponentOptions::zstd(3),
+            _ => ComponentOptions::codec(Effort::Default),
+        }
+        .with_checksum(ChecksumAlgorithm::Crc32c);
+        let name = format!("t{i}");
+        w.add_dense(&name, [20_000], DType::BF16, &bytes, options)
+            .unwrap();
+        expected.push((name, bytes));
+    }
+    w.finish().unwrap();
+    let reader = ZtReader::open(&path).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (reader, expected) = (&reader, &expected);
+            scope.spawn(move || {
+                for i in 0..expected.len() * 3 {
+                    let (name, bytes) = &expected[(i * 7 + t) % expected.len()];
+                    assert_eq!(&reader.dense(name).unwrap()[..], &bytes[..], "{name}");
+                    let mut out = vec![0u8; bytes.len()];
+                    reader.read_component_into(name, "data", &mut out).unwrap();
+                    assert_eq!(&out, bytes, "{name}");
+                }
+            });
+        }
+    });
+}
