@@ -176,6 +176,13 @@ pub(crate) fn parse(frame: &[u8]) -> Result<Header> {
             .take(16, "reference digest")?
             .try_into()
             .expect("16 bytes");
+        // A delta is an XOR with an equal-length reference: refuse anything else here, so
+        // that `frame_info` users never see such a frame as valid.
+        if len != decoded_len {
+            return Err(malformed(format!(
+                "delta of {decoded_len} bytes against a reference of {len}"
+            )));
+        }
         Some(DeltaRef { len, digest })
     } else {
         None
