@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: the README's test command, and what
 # .ci/run calls. It installs what it needs inside the clone (a Python venv in .venv/ with the
-# reference libraries, cargo-fuzz in .tools/) and nothing outside it except Debian packages.
+# reference libraries, one in .venv-py/ for the ztensor Python package and its tests,
+# cargo-fuzz in .tools/) and nothing outside it except Debian packages.
 #
 #   bash tests/run.sh            everything (lint, Rust tests, Python interop, short fuzz runs)
 #   FUZZ_SECONDS=0 bash tests/run.sh   skip the fuzz runs
@@ -34,6 +35,18 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+
+step "Python package ztensor (crates/ztensor-py): maturin develop into .venv-py, pytest"
+# A venv apart from .venv: the package is named `ztensor` like the zTensor 1.2.3 that .venv
+# holds for ZT_PYTHON (the package's interop tests run 1.2.3 through ZT_PYTHON in a
+# subprocess). VIRTUAL_ENV tells maturin which venv to install into: without it, it picks
+# .venv in the current directory.
+if [ ! -x .venv-py/bin/python ]; then
+    python3 -m venv .venv-py
+fi
+.venv-py/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python-requirements-py.txt
+VIRTUAL_ENV="$root/.venv-py" .venv-py/bin/maturin develop --quiet -m crates/ztensor-py/Cargo.toml
+.venv-py/bin/python -m pytest -q crates/ztensor-py/tests
 
 step "The facade with every optional format (hdf5 links libhdf5)"
 cargo nextest run -p ztensor --features hdf5 --no-fail-fast

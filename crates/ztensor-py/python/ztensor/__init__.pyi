@@ -1,0 +1,173 @@
+import os
+from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, overload
+
+import numpy as np
+
+from . import codec as codec
+from . import _errors as errors
+from ._errors import (
+    BaseFileError as BaseFileError,
+    ChecksumError as ChecksumError,
+    ComponentNotFoundError as ComponentNotFoundError,
+    DecompressError as DecompressError,
+    DuplicateNameError as DuplicateNameError,
+    ForbiddenGlobalError as ForbiddenGlobalError,
+    FormatError as FormatError,
+    InvalidArgumentError as InvalidArgumentError,
+    LimitExceededError as LimitExceededError,
+    NotDenseError as NotDenseError,
+    TensorNotFoundError as TensorNotFoundError,
+    UnsupportedError as UnsupportedError,
+    ZTensorError as ZTensorError,
+    ZTensorFileNotFoundError as ZTensorFileNotFoundError,
+    ZTensorIOError as ZTensorIOError,
+)
+
+__version__: str
+
+PathLike = Union[str, os.PathLike[str]]
+Compression = Union[bool, int, str, None]
+Checksum = Literal["none", "crc32c", "sha256"]
+
+class TensorMetadata:
+    name: str
+    shape: List[int]
+    dtype: Optional[str]
+    type: Optional[str]
+    format: str
+    components: Dict[str, Dict[str, Any]]
+    attributes: Optional[Dict[str, Any]]
+    def __init__(
+        self,
+        name: str,
+        shape: Sequence[int],
+        dtype: Optional[str],
+        format: str,
+        *,
+        type: Optional[str] = ...,
+        components: Optional[Dict[str, Dict[str, Any]]] = ...,
+        attributes: Optional[Dict[str, Any]] = ...,
+    ) -> None: ...
+    @property
+    def nbytes(self) -> int: ...
+
+class Tensor:
+    shape: List[int]
+    dtype: str
+    type: Optional[str]
+    format: str
+    components: Dict[str, np.ndarray]
+    attributes: Optional[Dict[str, Any]]
+    def __init__(
+        self,
+        components: Dict[str, Any],
+        *,
+        shape: Optional[Sequence[int]] = ...,
+        dtype: Optional[str] = ...,
+        format: str = ...,
+        type: Optional[str] = ...,
+        attributes: Optional[Dict[str, Any]] = ...,
+    ) -> None: ...
+    def numpy(self) -> np.ndarray: ...
+    def torch(self, *, device: Any = ...) -> Any: ...
+    def __array__(self, dtype: Any = ..., copy: Optional[bool] = ...) -> np.ndarray: ...
+
+class Reader:
+    def __init__(self, path: PathLike, *, base: Optional[PathLike] = ...) -> None: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    def keys(self) -> List[str]: ...
+    @overload
+    def metadata(self, name: None = ...) -> Dict[str, Any]: ...
+    @overload
+    def metadata(self, name: str) -> TensorMetadata: ...
+    @overload
+    def metadata(self, name: List[str]) -> List[TensorMetadata]: ...
+    @overload
+    def read(self, name: str, *, copy: bool = ...) -> Tensor: ...
+    @overload
+    def read(self, name: List[str], *, copy: bool = ...) -> Dict[str, Tensor]: ...
+    @overload
+    def read_numpy(self, name: str, *, copy: bool = ...) -> np.ndarray: ...
+    @overload
+    def read_numpy(self, name: List[str], *, copy: bool = ...) -> Dict[str, np.ndarray]: ...
+    @overload
+    def read_torch(self, name: str, *, copy: bool = ..., device: Any = ...) -> Any: ...
+    @overload
+    def read_torch(self, name: List[str], *, copy: bool = ..., device: Any = ...) -> Dict[str, Any]: ...
+    @overload
+    def read_into(self, name: str, dst: Any) -> None: ...
+    @overload
+    def read_into(self, name: Dict[str, Any], dst: None = ...) -> None: ...
+    def verify(self, decode: bool = ...) -> int: ...
+    def _map_range(self) -> Optional[Tuple[int, int]]: ...
+    def close(self) -> None: ...
+    def __getitem__(self, name: str) -> Tensor: ...
+    def __contains__(self, name: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __enter__(self) -> "Reader": ...
+    def __exit__(self, *exc: Any) -> Literal[False]: ...
+
+class Writer:
+    def __init__(self, path: PathLike, *, metadata: Optional[Dict[str, Any]] = ...) -> None: ...
+    @classmethod
+    def append(cls, path: PathLike) -> "Writer": ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def finished(self) -> bool: ...
+    def __contains__(self, name: str) -> bool: ...
+    def set_metadata(self, metadata: Dict[str, Any]) -> None: ...
+    def write(self, name: str, tensor: Tensor, *, compress: Compression = ..., checksum: Checksum = ...) -> None: ...
+    def write_numpy(
+        self,
+        name: str,
+        data: np.ndarray,
+        *,
+        compress: Compression = ...,
+        checksum: Checksum = ...,
+        attributes: Optional[Dict[str, Any]] = ...,
+    ) -> None: ...
+    def write_torch(
+        self,
+        name: str,
+        data: Any,
+        *,
+        compress: Compression = ...,
+        checksum: Checksum = ...,
+        attributes: Optional[Dict[str, Any]] = ...,
+    ) -> None: ...
+    def add(self, name: str, data: np.ndarray, compress: Compression = ..., checksum: Checksum = ...) -> None: ...
+    def finish(self) -> int: ...
+    def discard(self) -> None: ...
+    def __enter__(self) -> "Writer": ...
+    def __exit__(self, *exc: Any) -> Literal[False]: ...
+
+def open(path: PathLike, *, base: Optional[PathLike] = ...) -> Reader: ...
+def remove_tensors(input: PathLike, output: PathLike, names: Union[str, Sequence[str]]) -> None: ...
+def replace_tensor(path: PathLike, name: str, data: Any) -> None: ...
+def convert(
+    sources: Union[PathLike, Sequence[PathLike]],
+    dest: PathLike,
+    *,
+    compression: Compression = ...,
+    checksum: Checksum = ...,
+    restorable: bool = ...,
+    drop_metadata: bool = ...,
+) -> Dict[str, int]: ...
+def convert_to_safetensors(source: PathLike, dest: PathLike) -> int: ...
+def create_delta(
+    base: PathLike,
+    target: PathLike,
+    dest: PathLike,
+    *,
+    effort: Literal["fast", "default", "max"] = ...,
+    checksum: Checksum = ...,
+    threads: Optional[int] = ...,
+) -> Dict[str, int]: ...
+def apply_delta(
+    base: PathLike, delta: PathLike, dest: PathLike, *, compression: Compression = ..., checksum: Checksum = ...
+) -> int: ...
