@@ -29,9 +29,29 @@ pub trait TensorReader: Send + Sync {
 
     /// The same names in the order their data lies in the file: reading tensors in this order
     /// goes through the file front to back, which keeps the kernel's readahead useful on a cold
-    /// file. Defaults to [`names`](Self::names) for formats that already list in file order.
+    /// file. By default: tensors with bytes in place (a component `location`) by their first
+    /// offset, then the others in [`names`](Self::names) order.
     fn names_in_file_order(&self) -> Vec<&str> {
-        self.names()
+        let mut names: Vec<(u64, usize, &str)> = self
+            .names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let offset = self
+                    .info(name)
+                    .ok()
+                    .and_then(|info| {
+                        info.components
+                            .values()
+                            .filter_map(|c| c.location.map(|r| r.offset))
+                            .min()
+                    })
+                    .unwrap_or(u64::MAX);
+                (offset, i, name)
+            })
+            .collect();
+        names.sort_unstable();
+        names.into_iter().map(|(_, _, name)| name).collect()
     }
 
     /// Shape, format, components and attributes of one tensor.

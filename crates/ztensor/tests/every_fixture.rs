@@ -240,3 +240,35 @@ fn many_threads_read_raw_zstd_and_codec_components_of_one_zt_file() {
         }
     });
 }
+
+/// `names_in_file_order` lists every tensor once, and tensors with bytes in place come in
+/// increasing offset order (so reading in that order goes through the file front to back).
+#[test]
+fn file_order_is_a_permutation_sorted_by_offset() {
+    for (path, _) in fixture_files() {
+        let Ok(reader) = ztensor::open(&path) else {
+            continue;
+        };
+        let mut names = reader.names();
+        let order = reader.names_in_file_order();
+        let offsets: Vec<u64> = order
+            .iter()
+            .filter_map(|n| {
+                let info = reader.info(n).unwrap();
+                info.components
+                    .values()
+                    .filter_map(|c| c.location.map(|r| r.offset))
+                    .min()
+            })
+            .collect();
+        let mut sorted_order = order.clone();
+        sorted_order.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(sorted_order, names, "{}", path.display());
+        assert!(
+            offsets.windows(2).all(|w| w[0] <= w[1]),
+            "{}: {order:?} {offsets:?}",
+            path.display()
+        );
+    }
+}
