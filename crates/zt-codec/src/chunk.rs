@@ -30,6 +30,10 @@ pub(crate) const SPLIT: u8 = 2;
 pub(crate) const PALETTE: u8 = 3;
 pub(crate) const SPARSE: u8 = 4;
 pub(crate) const ZSTD: u8 = 5;
+/// Byte planes of a float layout's elements (as [`Layout::Planes`]), the alternative to its
+/// field split. fp16 gains from it: its 5-bit exponent and the top mantissa bits depend on each
+/// other (weights are not uniform inside a binade), and the high byte codes them together.
+pub(crate) const PLANES: u8 = 6;
 
 /// How hard the chunk encoder tries.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +50,8 @@ pub(crate) struct ChunkPolicy {
 #[allow(clippy::large_enum_variant)]
 enum Body {
     Split {
+        /// Byte planes (`PLANES`) instead of the layout's own split (`SPLIT`).
+        planes: bool,
         streams: Vec<Vec<u8>>,
         hists: Vec<Stats>,
     },
@@ -61,7 +67,21 @@ impl Body {
     fn split(layout: Layout, data: &[u8], p: &Policy) -> Body {
         let streams = layout.split(data);
         let hists = streams.iter().map(|s| stream::stats(s, p)).collect();
-        Body::Split { streams, hists }
+        Body::Split {
+            planes: false,
+            streams,
+            hists,
+        }
+    }
+
+    fn planes(layout: Layout, data: &[u8], p: &Policy) -> Body {
+        let streams = Layout::Planes(layout.esize()).split(data);
+        let hists = streams.iter().map(|s| stream::stats(s, p)).collect();
+        Body::Split {
+            planes: true,
+            streams,
+            hists,
+        }
     }
 
     fn palette(data: &[u8], esize: usize, values: Vec<u64>, p: &Policy) -> Body {
@@ -78,7 +98,7 @@ impl Body {
 
     fn estimate(&self, esize: usize, p: &Policy) -> usize {
         match self {
-            Body::Split { streams, hists } => streams
+            Body::Split { streams, hists, .. } => streams
                 .iter()
                 .zip(hists)
                 .map(|(s, h)| stream::estimate(h, s.len(), p))
@@ -126,8 +146,12 @@ impl Body {
 
     fn write(&self, esize: usize, p: &Policy, out: &mut Vec<u8>) {
         match self {
-            Body::Split { streams, hists } => {
-                out.push(SPLIT);
+            Body::Split {
+                planes,
+                streams,
+                hists,
+            } => {
+                out.push(if *planes { PLANES } else { SPLIT });
                 for (s, h) in streams.iter().zip(hists) {
                     stream::encode(s, h, p, out);
                 }
@@ -152,7 +176,8 @@ impl Body {
     /// The same kind of body over other elements (the non-zero ones).
     fn rebuild(&self, layout: Layout, data: &[u8], p: &Policy) -> Body {
         match self {
-            Body::Split { .. } => Body::split(layout, data, p),
+            Body::Split { planes: false, .. } => Body::split(layout, data, p),
+            Body::Split { planes: true, .. } => Body::planes(layout, data, p),
             Body::Palette { values, .. } => {
                 let values: Vec<u64> = values.iter().copied().filter(|&v| v != 0).collect();
                 if values.len() < 2 {
@@ -234,6 +259,14 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
         .filter(|v| v.len() >= 2)
         .map(|v| Body::palette(body, es, v, p));
     let split = Body::split(layout, body, p);
+    // Byte planes compete with the field split where they can win: fp16 always, every float
+    // layout when the search is exhaustive.
+    let is_float = matches!(
+        layout,
+        Layout::Bf16 | Layout::F16 | Layout::F32 | Layout::F64
+    );
+    let planes = (layout == Layout::F16 || (policy.exhaustive && is_float))
+        .then(|| Body::planes(layout, body, p));
     // Count the zero elements only when the histograms leave room for enough of them.
     let zeros = if (split.zero_bound(n) as f64) < n as f64 * policy.sparse_min_fraction {
         0
@@ -246,7 +279,10 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     let mut out = Vec::with_capacity(data.len() + 64);
     if policy.exhaustive {
         let mut cands = vec![stored()];
-        for b in [Some(&split), palette.as_ref()].into_iter().flatten() {
+        for b in [Some(&split), planes.as_ref(), palette.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             let mut v = Vec::new();
             b.write(es, p, &mut v);
             v.extend_from_slice(tail);
@@ -273,17 +309,13 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
             .expect("stored is a candidate");
     }
 
-    let (base, base_est) = match &palette {
-        Some(pal) => {
-            let (e_pal, e_split) = (pal.estimate(es, p), split.estimate(es, p));
-            if e_pal < e_split {
-                (pal, e_pal)
-            } else {
-                (&split, e_split)
-            }
-        }
-        None => (&split, split.estimate(es, p)),
-    };
+    // The cheapest body by estimate; ties keep the earlier (split, then planes, then palette).
+    let (base, base_est) = [Some(&split), planes.as_ref(), palette.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|b| (b, b.estimate(es, p)))
+        .reduce(|a, b| if b.1 < a.1 { b } else { a })
+        .expect("split is a candidate");
     let sparse_est = sparse_ok
         .then(|| bitmap_estimate(n, zeros) + base.estimate_without_zeros(es, zeros, n, p) + 4);
     match sparse_est {
@@ -317,6 +349,7 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [u8]) -> Result<()> {
             }
         }
         SPLIT => decode_split(&mut r, layout, body)?,
+        PLANES => decode_split(&mut r, Layout::Planes(es), body)?,
         PALETTE => decode_palette(&mut r, es, body)?,
         SPARSE => {
             let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
@@ -324,6 +357,7 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [u8]) -> Result<()> {
             let mut nz = stream::scratch(nonzero * es);
             match r.u8("sparse inner transform")? {
                 SPLIT => decode_split(&mut r, layout, nz.as_mut_slice())?,
+                PLANES => decode_split(&mut r, Layout::Planes(es), nz.as_mut_slice())?,
                 PALETTE => decode_palette(&mut r, es, nz.as_mut_slice())?,
                 k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
             }

@@ -123,8 +123,13 @@ fn gaussian_floats_reach_the_field_entropy() {
     let f = round_trip(&data, Some(DType::F32), &CompressOptions::default());
     assert!(ratio(&data, &f) > 1.17, "fp32 ratio {}", ratio(&data, &f));
     let data = gaussian(DType::F16, 1 << 19, 0.02, 3);
-    let f = round_trip(&data, Some(DType::F16), &CompressOptions::default());
-    assert!(ratio(&data, &f) > 1.17, "fp16 ratio {}", ratio(&data, &f));
+    // The PLANES transform codes the high byte (sign, exponent, top mantissa bits) as one
+    // symbol: order-0 bound 1.1886, where the field split's is 1.1843.
+    for effort in EFFORTS {
+        let f = round_trip(&data, Some(DType::F16), &opts(effort, 1 << 20));
+        let r = ratio(&data, &f);
+        assert!(r > 1.187, "{effort:?}: fp16 ratio {r}");
+    }
     // fp32 holding bf16 values: the low mantissa bytes are constant.
     let wide: Vec<u8> = gaussian(DType::BF16, 1 << 19, 0.02, 4)
         .chunks_exact(2)
