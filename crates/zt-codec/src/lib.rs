@@ -178,6 +178,7 @@ mod bytes;
 mod chunk;
 mod dedup;
 mod frame;
+mod mem;
 pub mod rans;
 mod stream;
 mod transform;
@@ -556,7 +557,9 @@ fn alloc_output(len: u64, opts: &DecompressOptions) -> Result<Vec<u8>> {
     let mut probe: Vec<u8> = Vec::new();
     probe.try_reserve_exact(n).map_err(|_| too_big())?;
     drop(probe);
-    Ok(vec![0u8; n])
+    let mut out = vec![0u8; n];
+    mem::advise_huge_pages(out.as_mut_ptr(), out.len());
+    Ok(out)
 }
 
 /// Runs `f` on a pool of `threads` workers, or on the global pool.

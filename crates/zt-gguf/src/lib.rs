@@ -75,6 +75,9 @@ pub const MAX_ARRAY_DEPTH: u32 = 16;
 /// aligns to; anything larger is a corrupt file.
 pub const MAX_ALIGNMENT: u64 = 16 << 20;
 
+/// Most metadata array items reserved before they are read (see [`Parser::array`]).
+const PREALLOC_ITEMS: usize = 4096;
+
 /// Alignment of the data section and of every tensor when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
@@ -401,7 +404,10 @@ impl<'a> Parser<'a> {
         let min_item = self.min_value_bytes(item_type)?;
         let len = self.length("array length")?;
         let len = self.cursor.count(len, min_item, "array item")?;
-        let mut items = Vec::with_capacity(len);
+        // The count fits in the bytes left, but so may the counts of all the arrays it is
+        // nested in: reserving each in full would cost (depth x 32) bytes per file byte before
+        // any item is read. Past a small head start, the vector grows as items arrive.
+        let mut items = Vec::with_capacity(len.min(PREALLOC_ITEMS));
         for _ in 0..len {
             items.push(self.value(item_type, depth)?);
         }

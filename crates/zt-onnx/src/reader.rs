@@ -615,10 +615,6 @@ fn coords_from_indices(
             ));
         }
     };
-    let indices: Vec<i64> = index_bytes
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
-        .collect();
     let nnz = nnz as usize;
     let numel = Shape::from(dims).numel()?;
     let out_of_range = |index: i64| {
@@ -627,24 +623,32 @@ fn coords_from_indices(
             format!("sparse index {index} is out of range for shape {dims:?}"),
         )
     };
-    let mut coords = vec![0u64; ndim * nnz];
-    for (k, &index) in indices.iter().enumerate() {
+    // The output is written as little-endian bytes in place, with no intermediate `Vec<i64>`
+    // or `Vec<u64>`: coordinates are already up to `MAX_RANK` (64) times the index bytes, the
+    // largest expansion any reader makes at open (spec/limits.md), and must not be doubled.
+    let mut coords = vec![0u8; ndim * nnz * 8];
+    let mut put = |at: usize, value: u64| {
+        coords[at * 8..at * 8 + 8].copy_from_slice(&value.to_le_bytes());
+    };
+    for (k, bytes) in index_bytes.chunks_exact(8).enumerate() {
+        let index = i64::from_le_bytes(bytes.try_into().expect("chunks of 8"));
         if linear {
             let mut rest = u64::try_from(index)
                 .ok()
                 .filter(|&i| i < numel)
                 .ok_or_else(|| out_of_range(index))?;
             for axis in (0..ndim).rev() {
-                coords[axis * nnz + k] = rest % dims[axis];
+                put(axis * nnz + k, rest % dims[axis]);
                 rest /= dims[axis];
             }
         } else {
             let (value, axis) = (k / ndim, k % ndim);
-            coords[axis * nnz + value] = u64::try_from(index)
+            let coordinate = u64::try_from(index)
                 .ok()
                 .filter(|&i| i < dims[axis])
                 .ok_or_else(|| out_of_range(index))?;
+            put(axis * nnz + value, coordinate);
         }
     }
-    Ok(coords.iter().flat_map(|c| c.to_le_bytes()).collect())
+    Ok(coords)
 }

@@ -16,10 +16,10 @@ use std::collections::{HashMap, HashSet};
 
 use zt_core::{Attributes, Error, Value};
 
-use crate::Limits;
 use crate::globals::Global;
 use crate::pickle::{Object, Pickle, Val};
 use crate::torch::Tensor;
+use crate::{Limits, WALK_OUTPUT_SLACK};
 
 /// What a checkpoint holds: its tensors in pickle order and its scalar metadata.
 #[derive(Debug, Default)]
@@ -44,6 +44,11 @@ pub fn flatten_with<'p>(pickle: &'p Pickle, limits: &Limits) -> Result<Flattened
         steps: 0,
         name_bytes: 0,
         metadata_bytes: 0,
+        output_bytes: 0,
+        max_output_bytes: pickle
+            .input_len()
+            .saturating_mul(limits.max_walk_output_per_byte)
+            .saturating_add(WALK_OUTPUT_SLACK),
     };
     walk.visit(pickle.root, &mut String::new(), true, 0)?;
     Ok(walk.out)
@@ -61,7 +66,21 @@ struct Walk<'p> {
     /// Bytes of keys rendered and names built so far.
     name_bytes: u64,
     metadata_bytes: u64,
+    /// Reader state the output will cost (estimated), and its budget: a multiple of the pickle's
+    /// size (`Limits::max_walk_output_per_byte`) plus [`WALK_OUTPUT_SLACK`].
+    output_bytes: u64,
+    max_output_bytes: u64,
 }
+
+/// Estimated reader state per tensor name, besides the name's copies: the `TensorInfo` (its
+/// component map allocates a whole B-tree node) in the reader's entry, and the map slots that
+/// find it. Measured at ~2.1 KiB per name.
+const TENSOR_COST: u64 = 2048;
+/// Copies of a tensor's name kept (walk output, duplicate check, `TensorInfo`, name index).
+const TENSOR_NAME_COPIES: u64 = 4;
+/// Estimated cost of one metadata entry besides its name and text: a B-tree map slot and a
+/// `Value` (measured at ~100 bytes with a short name).
+const METADATA_ENTRY_COST: u64 = 96;
 
 impl<'p> Walk<'p> {
     fn step(&mut self) -> Result<(), Error> {
@@ -71,6 +90,23 @@ impl<'p> Walk<'p> {
                 what: "values visited in the pickle (a graph that repeats itself?)".into(),
                 size: self.steps,
                 limit: self.limits.max_walk_steps,
+            });
+        }
+        Ok(())
+    }
+
+    /// Charges output the reader will keep against the budget that scales with the pickle.
+    fn charge_output(&mut self, n: u64) -> Result<(), Error> {
+        self.output_bytes = self.output_bytes.saturating_add(n);
+        if self.output_bytes > self.max_output_bytes {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "memory for the tensors and metadata a {}-byte pickle names (the same \
+                     objects under many names?)",
+                    self.pickle.input_len()
+                ),
+                size: self.output_bytes,
+                limit: self.max_output_bytes,
             });
         }
         Ok(())
@@ -208,6 +244,7 @@ impl<'p> Walk<'p> {
     }
 
     fn tensor(&mut self, path: &str, tensor: &'p Tensor) -> Result<(), Error> {
+        self.charge_output(TENSOR_COST + TENSOR_NAME_COPIES * path.len() as u64)?;
         if !self.seen_names.insert(path.to_owned()) {
             return Err(Error::DuplicateName(path.to_owned()));
         }
@@ -216,6 +253,7 @@ impl<'p> Walk<'p> {
     }
 
     fn charge_metadata(&mut self, path: &str, value_bytes: u64) -> Result<(), Error> {
+        self.charge_output(METADATA_ENTRY_COST + path.len() as u64 + value_bytes)?;
         self.metadata_bytes += path.len() as u64 + value_bytes;
         if self.metadata_bytes > self.limits.max_metadata_bytes {
             return Err(Error::LimitExceeded {

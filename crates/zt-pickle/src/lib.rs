@@ -97,8 +97,11 @@
 //! Every count, length and offset is checked against the bytes that remain before anything is
 //! allocated for it. On top of that, these limits bound work and memory on hostile input (a
 //! pickle can reuse memoized values to describe a graph far larger than itself); the machine's
-//! memory is at most a few dozen bytes per pickle byte. [`Limits`] carries them all;
-//! [`PickleReader::open_with_limits`] takes other values.
+//! memory is at most a few dozen bytes per pickle byte, and what the walk builds from the graph
+//! (tensor entries, names, metadata) at most [`MAX_WALK_OUTPUT_PER_BYTE`] bytes per pickle byte
+//! plus [`WALK_OUTPUT_SLACK`]. [`Limits`] carries them all;
+//! [`PickleReader::open_with_limits`] takes other values. spec/limits.md lists every limit and
+//! the test that proves it.
 
 mod container;
 mod flatten;
@@ -148,6 +151,15 @@ pub const MAX_INFLATED_LEN: u64 = 16 << 30;
 /// Largest expansion deflate can produce (1032:1): a record declaring more than this times its
 /// compressed size is a zip bomb, refused before anything is inflated.
 pub const MAX_DEFLATE_RATIO: u64 = 1032;
+/// Most bytes of reader state (tensor entries, names, metadata) one pickle may make the walk
+/// build, per byte of pickle, on top of [`WALK_OUTPUT_SLACK`]. The walk's other limits are
+/// absolute; this one ties what a pickle costs to its size: a few kilobytes of shared dicts that
+/// name one tensor a million times (each name costs ~2 KiB of `TensorInfo`) are refused instead
+/// of built. A `torch.save`d state dict takes ~100 pickle bytes per tensor, so even one whose
+/// every tensor is saved under two names stays well within it.
+pub const MAX_WALK_OUTPUT_PER_BYTE: u64 = 48;
+/// What the walk may build whatever the pickle's size (about 4000 tensor names).
+pub const WALK_OUTPUT_SLACK: u64 = 8 << 20;
 /// Largest C-order copy of a view whose elements overlap (stride 0, as `expand` makes), when it
 /// is larger than its storage.
 pub const MAX_EXPANDED_LEN: u64 = 1 << 30;
@@ -170,6 +182,8 @@ pub struct Limits {
     pub max_name_len: usize,
     pub max_metadata_bytes: u64,
     pub max_expanded_len: u64,
+    /// See [`MAX_WALK_OUTPUT_PER_BYTE`].
+    pub max_walk_output_per_byte: u64,
 }
 
 impl Default for Limits {
@@ -189,6 +203,7 @@ impl Default for Limits {
             max_name_len: MAX_NAME_LEN,
             max_metadata_bytes: MAX_METADATA_BYTES,
             max_expanded_len: MAX_EXPANDED_LEN,
+            max_walk_output_per_byte: MAX_WALK_OUTPUT_PER_BYTE,
         }
     }
 }

@@ -72,6 +72,8 @@ pub enum Object {
 pub struct Pickle {
     pub(crate) objects: Vec<Object>,
     pub root: Val,
+    /// Bytes from the protocol header to `STOP`, inclusive: what the walk's output is bounded by.
+    pub(crate) input_len: u64,
 }
 
 impl Pickle {
@@ -85,6 +87,11 @@ impl Pickle {
             Val::Obj(id) => Some(self.get(id)),
             _ => None,
         }
+    }
+
+    /// Bytes of pickle this was unpickled from.
+    pub fn input_len(&self) -> u64 {
+        self.input_len
     }
 
     /// Number of arena objects.
@@ -137,6 +144,7 @@ pub fn unpickle_at(bytes: &[u8], start: usize, limits: &Limits) -> Result<(Pickl
         Pickle {
             objects: machine.arena.objects,
             root,
+            input_len: (machine.pos - start) as u64,
         },
         machine.pos,
     ))

@@ -55,16 +55,25 @@ fn grew(by: usize) {
 
 // SAFETY: forwards every call to the system allocator unchanged; it only counts bytes.
 unsafe impl GlobalAlloc for CountingAllocator {
+    // A failed allocation (null) is not counted: `try_reserve` probes for sizes that cannot be
+    // had, and counting them would charge memory that was never handed out (and, as nothing
+    // frees it, inflate every later measurement).
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
-        unsafe { System.alloc(layout) }
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
         // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -74,12 +83,16 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            grew(new_size - layout.size());
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
         // SAFETY: as in `dealloc`; `new_size` is the caller's, valid per the contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        // On failure the old block stays allocated and unchanged: nothing to count.
+        if !new.is_null() {
+            if new_size > layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
     }
 }

@@ -18,6 +18,12 @@ use zt_core::{Error, Value};
 /// accepts: a root map holding an attribute map holding 30 nested arrays is the limit).
 pub const MAX_DEPTH: usize = 32;
 
+/// Most items preallocated for one array or map. A count is checked against the bytes left, but
+/// 32 nested containers can each claim (almost) all of them: reserving every claim up front
+/// would cost depth x 32 bytes per input byte before the first item is read. Beyond this the
+/// vector grows only as items actually arrive, so memory follows the input.
+const PREALLOC_ITEMS: usize = 256;
+
 /// The simple values the manifest may hold: false, true, null.
 const SIMPLE_FALSE: u8 = 20;
 const SIMPLE_TRUE: u8 = 21;
@@ -139,7 +145,7 @@ impl<'a> Parser<'a> {
             Header::Array(Some(n)) => {
                 let depth = self.enter(depth, start)?;
                 let n = self.count(n, 1, "array")?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(n.min(PREALLOC_ITEMS));
                 for _ in 0..n {
                     items.push(self.item(depth)?);
                 }
@@ -185,7 +191,7 @@ impl<'a> Parser<'a> {
     /// (which also rules out duplicates).
     fn map(&mut self, n: usize, depth: usize) -> Result<Value, Error> {
         let n = self.count(n, 2, "map")?;
-        let mut entries = Vec::with_capacity(n);
+        let mut entries = Vec::with_capacity(n.min(PREALLOC_ITEMS));
         let mut previous_key: Option<&[u8]> = None;
         for _ in 0..n {
             let key_start = self.pos;
