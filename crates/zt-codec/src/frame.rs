@@ -97,6 +97,7 @@ pub(crate) fn write(
         })
         .sum();
     let mut out = Vec::with_capacity(payload + 64 + 24 * segments.len());
+    crate::mem::advise_huge_pages(out.as_mut_ptr(), out.capacity());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.push(dtype_code(dtype));
