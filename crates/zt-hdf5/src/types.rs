@@ -59,7 +59,101 @@ unsafe impl H5Type for BoolByte {
     }
 }
 
+/// Runs `$body` with `$T` the in-memory type libhdf5 reads `$element` as (see
+/// [`Element::memory_type`]).
+macro_rules! with_plain_type {
+    ($element:expr, $T:ident => $body:expr) => {
+        match $element {
+            Element::I8 => {
+                type $T = i8;
+                $body
+            }
+            Element::I16 => {
+                type $T = i16;
+                $body
+            }
+            Element::I32 => {
+                type $T = i32;
+                $body
+            }
+            Element::I64 => {
+                type $T = i64;
+                $body
+            }
+            Element::U8 => {
+                type $T = u8;
+                $body
+            }
+            Element::U16 => {
+                type $T = u16;
+                $body
+            }
+            Element::U32 => {
+                type $T = u32;
+                $body
+            }
+            Element::U64 => {
+                type $T = u64;
+                $body
+            }
+            Element::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            Element::F32 => {
+                type $T = f32;
+                $body
+            }
+            Element::F64 => {
+                type $T = f64;
+                $body
+            }
+            Element::Bool => {
+                type $T = BoolByte;
+                $body
+            }
+            Element::Complex64 => {
+                type $T = Complex32;
+                $body
+            }
+            Element::Complex128 => {
+                type $T = Complex64Pair;
+                $body
+            }
+        }
+    };
+}
+
 impl Element {
+    /// Every element type, in the order of [`index`](Element::index).
+    const ALL: [Element; 14] = [
+        Element::I8,
+        Element::I16,
+        Element::I32,
+        Element::I64,
+        Element::U8,
+        Element::U16,
+        Element::U32,
+        Element::U64,
+        Element::F16,
+        Element::F32,
+        Element::F64,
+        Element::Bool,
+        Element::Complex64,
+        Element::Complex128,
+    ];
+
+    /// A small number for the element type (isolated children send it).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub fn index(self) -> u8 {
+        Self::ALL.iter().position(|&e| e == self).unwrap_or(0) as u8
+    }
+
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub fn from_index(index: u8) -> Option<Element> {
+        Self::ALL.get(usize::from(index)).copied()
+    }
+
     /// The element type of a dataset, or why it is not a tensor.
     pub fn from_descriptor(descriptor: &TypeDescriptor) -> Result<Element, String> {
         use TypeDescriptor as T;
@@ -132,75 +226,122 @@ impl Element {
     /// file type equal to it on a little-endian host means the file bytes are the element
     /// bytes.
     pub fn memory_type(self) -> hdf5::Result<Datatype> {
-        match self {
-            Element::I8 => Datatype::from_type::<i8>(),
-            Element::I16 => Datatype::from_type::<i16>(),
-            Element::I32 => Datatype::from_type::<i32>(),
-            Element::I64 => Datatype::from_type::<i64>(),
-            Element::U8 => Datatype::from_type::<u8>(),
-            Element::U16 => Datatype::from_type::<u16>(),
-            Element::U32 => Datatype::from_type::<u32>(),
-            Element::U64 => Datatype::from_type::<u64>(),
-            Element::F16 => Datatype::from_type::<half::f16>(),
-            Element::F32 => Datatype::from_type::<f32>(),
-            Element::F64 => Datatype::from_type::<f64>(),
-            Element::Bool => Datatype::from_type::<BoolByte>(),
-            Element::Complex64 => Datatype::from_type::<Complex32>(),
-            Element::Complex128 => Datatype::from_type::<Complex64Pair>(),
-        }
+        with_plain_type!(self, T => Datatype::from_type::<T>())
     }
 
     /// Reads the `count` elements of the dataset through libhdf5 (which decompresses, gathers
     /// chunks and converts byte order) and returns them as little-endian bytes. Buffers are
     /// allocated fallibly: a size the machine cannot hold is an error, not an abort.
     pub fn read(self, dataset: &Dataset, count: usize) -> Result<Vec<u8>, Error> {
-        fn le<T: H5Type + Copy + Default, const N: usize>(
-            dataset: &Dataset,
-            count: usize,
-            to_le: impl Fn(T) -> [u8; N],
-        ) -> Result<Vec<u8>, Error> {
+        fn read<T: Plain>(dataset: &Dataset, count: usize) -> Result<Vec<u8>, Error> {
             let mut values: Vec<T> = allocate(count)?;
             values.resize(count, T::default());
             dataset
                 .read_into_raw(&mut values)
                 .map_err(|e| lib_error("reading the dataset", e))?;
-            let mut out = allocate(count.saturating_mul(N))?;
-            for value in values {
-                out.extend_from_slice(&to_le(value));
-            }
+            let mut out = allocate(std::mem::size_of_val(values.as_slice()))?;
+            out.extend_from_slice(T::bytes(&values));
             Ok(out)
         }
-        match self {
-            Element::I8 => le(dataset, count, i8::to_le_bytes),
-            Element::I16 => le(dataset, count, i16::to_le_bytes),
-            Element::I32 => le(dataset, count, i32::to_le_bytes),
-            Element::I64 => le(dataset, count, i64::to_le_bytes),
-            Element::U8 => le(dataset, count, u8::to_le_bytes),
-            Element::U16 => le(dataset, count, u16::to_le_bytes),
-            Element::U32 => le(dataset, count, u32::to_le_bytes),
-            Element::U64 => le(dataset, count, u64::to_le_bytes),
-            Element::F16 => le(dataset, count, half::f16::to_le_bytes),
-            Element::F32 => le(dataset, count, f32::to_le_bytes),
-            Element::F64 => le(dataset, count, f64::to_le_bytes),
-            Element::Bool => le(dataset, count, |b: BoolByte| [b.0]),
-            Element::Complex64 => le(dataset, count, |c: Complex32| {
-                let mut out = [0; 8];
-                out[..4].copy_from_slice(&c.r.to_le_bytes());
-                out[4..].copy_from_slice(&c.i.to_le_bytes());
-                out
-            }),
-            Element::Complex128 => le(dataset, count, |c: Complex64Pair| {
-                let mut out = [0; 16];
-                out[..8].copy_from_slice(&c.r.to_le_bytes());
-                out[8..].copy_from_slice(&c.i.to_le_bytes());
-                out
-            }),
+        let mut out = with_plain_type!(self, T => read::<T>(dataset, count))?;
+        self.native_to_le(&mut out);
+        Ok(out)
+    }
+
+    /// Reads every element of the dataset through libhdf5 into `out` (exactly their size, and
+    /// aligned for the element type, as a page-aligned shared mapping is) as little-endian
+    /// bytes: the same bytes [`read`](Element::read) returns, without a buffer of its own.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub fn read_into(self, dataset: &Dataset, out: &mut [u8]) -> Result<(), Error> {
+        fn read_into<T: Plain>(dataset: &Dataset, out: &mut [u8]) -> Result<(), Error> {
+            let values = T::from_bytes_mut(out).ok_or_else(|| {
+                Error::InvalidArgument("read buffer of the wrong size or alignment".into())
+            })?;
+            dataset
+                .read_into_raw(values)
+                .map_err(|e| lib_error("reading the dataset", e))?;
+            Ok(())
+        }
+        with_plain_type!(self, T => read_into::<T>(dataset, out))?;
+        self.native_to_le(out);
+        Ok(())
+    }
+
+    /// Turns native-order elements into little-endian ones in place: nothing to do on a
+    /// little-endian host; elsewhere each number (each half of a complex) is reversed.
+    fn native_to_le(self, bytes: &mut [u8]) {
+        if cfg!(target_endian = "big") {
+            let scalar = match self {
+                Element::Complex64 | Element::Complex128 => self.size() as usize / 2,
+                other => other.size() as usize,
+            };
+            for number in bytes.chunks_exact_mut(scalar) {
+                number.reverse();
+            }
         }
     }
 }
 
+/// Element types whose values are plain bytes: no padding, every bit pattern valid.
+///
+/// # Safety
+///
+/// Implementors must have no padding bytes and accept every bit pattern of their size.
+unsafe trait Plain: H5Type + Copy + Default {
+    fn bytes(values: &[Self]) -> &[u8] {
+        // SAFETY: `Plain` types have no padding, so every byte of the slice is initialised, and
+        // the byte slice covers exactly the same memory for the same lifetime.
+        unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), std::mem::size_of_val(values)) }
+    }
+
+    /// `bytes` as values, or `None` when its length or alignment does not fit `Self`.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    fn from_bytes_mut(bytes: &mut [u8]) -> Option<&mut [Self]> {
+        let size = std::mem::size_of::<Self>();
+        if !bytes.len().is_multiple_of(size) || !bytes.as_ptr().cast::<Self>().is_aligned() {
+            return None;
+        }
+        // SAFETY: length and alignment were checked above, every bit pattern is a valid `Self`
+        // (the trait's contract), and the exclusive borrow of `bytes` moves to the result.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), bytes.len() / size)
+        })
+    }
+}
+
+// SAFETY: primitive integers and floats have no padding and every bit pattern is valid; `BoolByte`
+// is a transparent `u8`; the complex pairs are `repr(C)` pairs of one float type (no padding
+// between or after two equal-sized floats).
+unsafe impl Plain for i8 {}
+// SAFETY: see above.
+unsafe impl Plain for i16 {}
+// SAFETY: see above.
+unsafe impl Plain for i32 {}
+// SAFETY: see above.
+unsafe impl Plain for i64 {}
+// SAFETY: see above.
+unsafe impl Plain for u8 {}
+// SAFETY: see above.
+unsafe impl Plain for u16 {}
+// SAFETY: see above.
+unsafe impl Plain for u32 {}
+// SAFETY: see above.
+unsafe impl Plain for u64 {}
+// SAFETY: see above.
+unsafe impl Plain for half::f16 {}
+// SAFETY: see above.
+unsafe impl Plain for f32 {}
+// SAFETY: see above.
+unsafe impl Plain for f64 {}
+// SAFETY: see above.
+unsafe impl Plain for BoolByte {}
+// SAFETY: see above.
+unsafe impl Plain for Complex32 {}
+// SAFETY: see above.
+unsafe impl Plain for Complex64Pair {}
+
 /// An empty vector with room for `count` elements, or an error if that much memory cannot be had.
-fn allocate<T>(count: usize) -> Result<Vec<T>, Error> {
+pub(crate) fn allocate<T>(count: usize) -> Result<Vec<T>, Error> {
     let mut buffer = Vec::new();
     buffer.try_reserve_exact(count).map_err(|_| {
         Error::Unsupported(format!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use zt_core::{Encoding, TensorReader, Value};
-use zt_hdf5::Hdf5Reader;
+use zt_hdf5::{Hdf5Reader, OpenOptions};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hdf5")
@@ -51,9 +51,9 @@ fn attributes_json(attributes: Option<&zt_core::Attributes>) -> Json {
     )
 }
 
-fn check_file(file: &str, want: &Json) {
+fn check_file(file: &str, want: &Json, options: &OpenOptions) {
     let path = fixtures().join(file);
-    let reader = Hdf5Reader::open(&path).unwrap();
+    let reader = Hdf5Reader::open_with(&path, options.clone()).unwrap();
     assert_eq!(reader.format_name(), "hdf5");
     let tensors = want["tensors"].as_object().unwrap();
     let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
@@ -132,13 +132,21 @@ fn check_file(file: &str, want: &Json) {
     }
 }
 
+/// Read through libhdf5 in a child process (the default on unix) and in this one: the same
+/// tensors, bytes and attributes.
 #[test]
 fn every_fixture_matches_h5py() {
     let expected = expected();
     let files = expected["files"].as_object().unwrap();
     assert_eq!(files.len(), 6);
-    for (file, want) in files {
-        check_file(file, want);
+    for isolate in [true, false] {
+        let options = OpenOptions {
+            isolate,
+            ..OpenOptions::default()
+        };
+        for (file, want) in files {
+            check_file(file, want, &options);
+        }
     }
 }
 
