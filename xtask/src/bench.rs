@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: `.zt` I/O against plain-file baselines, measured in the same run.
+//! `cargo xtask bench io`: `.zt` I/O against plain-file baselines, measured in the same run.
 //!
 //! The workload is the Llama-shaped sample model (bf16, about `--size-mb`). Every `.zt`
 //! operation is paired with the plain-file operation that moves the same bytes:
@@ -38,20 +38,13 @@ const WRITE_CHUNK: usize = 8 << 20;
 /// Tensor counts of the open-scaling files.
 const SCALING_COUNTS: [usize; 3] = [10, 1_000, 100_000];
 
-/// Which half of the benchmark to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    Write,
-    Read,
-    All,
-    /// Not this benchmark: cold reads of every format ztensor reads (`bench_formats`).
-    Formats,
-}
-
 /// Resolved settings of one benchmark run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub which: Which,
+    /// Measure the writes (otherwise the files are written once, untimed).
+    pub write: bool,
+    /// Measure the reads and the opening costs.
+    pub read: bool,
     pub size_mb: u64,
     pub dir: PathBuf,
     pub runs: usize,
@@ -105,17 +98,14 @@ struct Report {
 
 pub fn run(settings: &Settings) -> Result<()> {
     let Settings {
-        which,
+        write,
+        read,
         size_mb,
         ref dir,
         runs,
         warmup,
         ..
     } = *settings;
-    ensure!(
-        which != Which::Formats,
-        "bench formats is bench_formats::run"
-    );
     ensure!(size_mb > 0, "--size-mb must be at least 1");
     ensure!(runs > 0, "--runs must be at least 1");
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -134,7 +124,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     let zt_path = dir.join("model.zt");
     let mut rows = Vec::new();
 
-    if which != Which::Read {
+    if write {
         println!("measuring writes ...");
         let data = &model.data;
         let stats = measure(runs, warmup, || {
@@ -176,7 +166,7 @@ pub fn run(settings: &Settings) -> Result<()> {
     let expected_sum = touch(&model.data);
 
     let mut scaling = Vec::new();
-    if which != Which::Write {
+    if read {
         let mut buffer = vec![0xA5u8; model.data.len()];
         for cold in [true, false] {
             let group = if cold { "cold read" } else { "warm read" };
@@ -401,7 +391,7 @@ fn print_scaling(rows: &[ScalingRow]) {
 }
 
 /// The plain-file baseline: the concatenated tensor bytes, written in large chunks and synced.
-fn write_raw(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_raw(path: &Path, data: &[u8]) -> Result<()> {
     let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     for chunk in data.chunks(WRITE_CHUNK) {
         file.write_all(chunk)

@@ -22,7 +22,7 @@ use zt_codec::{CompressOptions, Effort};
 use zt_core::DType;
 
 use crate::sys::Machine;
-use crate::util::print_table;
+use crate::util::format_table;
 
 pub struct Settings {
     pub mb: f64,
@@ -410,12 +410,18 @@ fn best_peer(row: &Row) -> Option<&Figure> {
         .max_by(|a, b| a.ratio.total_cmp(&b.ratio))
 }
 
-pub fn run(s: &Settings) -> Result<()> {
+/// What [`run`] measured: the figures (for the suite's JSON) and its tables as markdown.
+pub struct Outcome {
+    pub rows: serde_json::Value,
+    pub markdown: String,
+}
+
+pub fn run(s: &Settings) -> Result<Outcome> {
     let peers = s.peers && s.venv.join("bin/python").exists();
     if s.peers && !peers {
         eprintln!(
-            "no Python venv at {}: peers skipped (python3 -m venv {0} && {0}/bin/pip install \
-             z4ai zipnn numpy zstandard brotli)",
+            "no Python venv at {}: peers skipped (`cargo xtask bench codec` creates it from \
+             benchmark/requirements.txt)",
             s.venv.display()
         );
     }
@@ -453,7 +459,12 @@ pub fn run(s: &Settings) -> Result<()> {
         });
     }
 
-    println!("\nRatios (higher is better); H0 = order-0 entropy bound of the field streams\n");
+    let mut markdown = format!(
+        "{} MB per workload, {} thread(s), best of {} run(s); MB/s = 10^6 bytes per second of \
+         uncompressed data.\n\nRatios (higher is better); H0 = order-0 entropy bound of the \
+         field streams\n\n",
+        s.mb, s.threads, s.runs
+    );
     let ratio_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -479,7 +490,7 @@ pub fn run(s: &Settings) -> Result<()> {
             ]
         })
         .collect();
-    print_table(
+    markdown += &format_table(
         &[
             "workload",
             "ztc fast",
@@ -499,8 +510,8 @@ pub fn run(s: &Settings) -> Result<()> {
         &ratio_rows,
     );
 
-    println!(
-        "\nSpeed, MB/s compress / decompress ({} thread(s))\n",
+    markdown += &format!(
+        "\nSpeed, MB/s compress / decompress ({} thread(s))\n\n",
         s.threads
     );
     let speed_rows: Vec<Vec<String>> = rows
@@ -518,7 +529,7 @@ pub fn run(s: &Settings) -> Result<()> {
             ]
         })
         .collect();
-    print_table(
+    markdown += &format_table(
         &[
             "workload",
             "ztc fast",
@@ -532,11 +543,15 @@ pub fn run(s: &Settings) -> Result<()> {
         1,
         &speed_rows,
     );
+    println!("\n{markdown}");
     if let Some(path) = &s.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(())
+    Ok(Outcome {
+        rows: serde_json::to_value(&rows)?,
+        markdown,
+    })
 }
 
 /// The workspace's benchmark venv and peer script.

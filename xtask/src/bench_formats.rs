@@ -1,9 +1,11 @@
-//! `cargo xtask bench formats`: cold reads through `ztensor::open` of one model in every format
-//! ztensor reads, each against a plain read of the same file, measured in the same run.
+//! `cargo xtask bench formats`, the Rust half: cold reads through `ztensor::open` of one model
+//! in every format ztensor reads, each against a plain read of the same file, measured in the
+//! same run. [`crate::bench_suite`] adds the copying reads and the Python readers (ours, the
+//! reference libraries, upstream zTensor) on the same files.
 //!
-//! The workload is the Llama-shaped sample model of [`crate::model`] (about `--size-mb`). The
+//! The workload is the Llama-shaped sample model of [`crate::model`] (about `--model-mb`). The
 //! xtask writes it as `.zt` (raw) and as safetensors (bf16); `benchmark/make_formats.py`, run
-//! with the fixtures venv, reads that safetensors file with the reference libraries and writes
+//! with the bench venv, reads that safetensors file with the reference libraries and writes
 //! the same tensors as a PyTorch zip checkpoint and a legacy `torch.save` pickle (bf16), GGUF
 //! (f16 tensors), `.npz` (`np.savez`, stored, f16), ONNX (`raw_data` initializers, bf16; external
 //! data when the tensors exceed 1800 MiB, protobuf's 2 GiB limit) and HDF5 (contiguous
@@ -32,8 +34,8 @@
 //! `mincore` tells how much of the file one cold open brought into the page cache (what opening
 //! reads, readahead included).
 //!
-//! A file that was written but does not read back right is reported and fails the run (after
-//! the table); a format that could not be written is only skipped.
+//! A file that was written but does not read back right is reported (the suite fails the run
+//! after its tables); a format that could not be written is only skipped.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -50,7 +52,7 @@ use ztensor::safetensors::{SafetensorsTensor, write_safetensors};
 use ztensor::{ComponentOptions, DType};
 
 use crate::model::{Config, Model};
-use crate::sys::{Machine, drop_from_page_cache, read_ahead_kib, resident_fraction};
+use crate::sys::{drop_from_page_cache, read_ahead_kib, resident_fraction};
 use crate::util::{
     MIB, Stats, format_duration, format_mib, format_size, measure, print_table, touch,
 };
@@ -73,30 +75,17 @@ pub struct Settings {
     pub runs: usize,
     /// Untimed rounds before them.
     pub warmup: usize,
-    /// Where to write the figures as JSON, if anywhere.
-    pub json: Option<PathBuf>,
-    /// The Python of the fixtures venv (torch, safetensors, gguf, numpy, onnx, h5py).
-    pub python: PathBuf,
+    /// The Python of the bench venv (torch, safetensors, gguf, numpy, onnx, h5py), or why
+    /// there is none.
+    pub python: Result<PathBuf, String>,
     /// `benchmark/make_formats.py`.
     pub script: PathBuf,
-}
-
-impl Settings {
-    /// The default paths under the workspace root: `benchmark/scratch/formats`,
-    /// `.venv-fixtures/bin/python` and `benchmark/make_formats.py`.
-    pub fn default_paths(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
-        (
-            root.join("benchmark/scratch/formats"),
-            root.join(".venv-fixtures/bin/python"),
-            root.join("benchmark/make_formats.py"),
-        )
-    }
 }
 
 /// The element type a format stores the model's weights in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Precision {
+pub enum Precision {
     /// The model's own bytes.
     Bf16,
     /// The model converted to IEEE half precision (for formats without bf16).
@@ -111,7 +100,7 @@ impl Precision {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Precision::Bf16 => "bf16",
             Precision::F16 => "f16",
@@ -130,17 +119,17 @@ enum Producer {
 
 /// One format of the benchmark.
 #[derive(Debug)]
-struct Spec {
+pub struct Spec {
     /// The key in `formats.json` and in the report.
-    key: &'static str,
+    pub key: &'static str,
     /// The main file, in the scratch directory.
     file: &'static str,
     /// What `TensorReader::format_name` must say for it.
     reader: &'static str,
-    precision: Precision,
+    pub precision: Precision,
     producer: Producer,
     /// How the file is written, for the table.
-    written_by: &'static str,
+    pub written_by: &'static str,
 }
 
 /// Every format ztensor reads (`.npy` is skipped: one array per file).
@@ -227,27 +216,30 @@ impl Expected<'_> {
 }
 
 /// A format whose file(s) exist and read back right, ready to be measured.
-struct Workload {
-    spec: &'static Spec,
+#[derive(Debug)]
+pub struct Workload {
+    pub spec: &'static Spec,
     /// The main file first, then any file it refers to (ONNX external data).
-    files: Vec<PathBuf>,
-    file_bytes: u64,
+    pub files: Vec<PathBuf>,
+    pub file_bytes: u64,
     /// The writing library and its version, when the script reported it.
     library: Option<String>,
+    /// What every correct read of the tensors sums to ([`touch`]).
+    pub expected_sum: u64,
 }
 
 /// What one read through `ztensor::open` saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct OursRead {
-    sum: u64,
-    borrowed: usize,
-    owned: usize,
+pub struct OursRead {
+    pub sum: u64,
+    pub borrowed: usize,
+    pub owned: usize,
 }
 
 /// The figures of one format.
 #[derive(Debug, serde::Serialize)]
-struct FormatRow {
-    format: &'static str,
+pub struct FormatRow {
+    pub format: &'static str,
     reader: &'static str,
     written_by: &'static str,
     library: Option<String>,
@@ -255,8 +247,8 @@ struct FormatRow {
     files: Vec<String>,
     file_bytes: u64,
     tensor_bytes: u64,
-    raw: Stats,
-    ours: Stats,
+    pub raw: Stats,
+    pub ours: Stats,
     /// Tensor bytes over the median raw read of the whole file.
     raw_mib_per_s: f64,
     /// Tensor bytes over the median open + dense of every tensor.
@@ -281,29 +273,31 @@ struct FormatRow {
 
 /// A format that was not measured, and why.
 #[derive(Debug, serde::Serialize)]
-struct Skipped {
-    format: &'static str,
-    reason: String,
+pub struct Skipped {
+    pub format: &'static str,
+    pub reason: String,
     /// The file was written but ztensor did not read it back right: a failure of the run.
-    read_back_failed: bool,
+    pub read_back_failed: bool,
 }
 
+/// What [`run`] measured, and the files it measured, for the suite's other readers.
 #[derive(Debug, serde::Serialize)]
-struct Report {
-    machine: Machine,
-    dir: PathBuf,
-    read_ahead_kib: Option<u64>,
-    model: Config,
-    tensors: usize,
-    data_bytes: u64,
-    runs: usize,
-    warmup: usize,
-    formats: Vec<FormatRow>,
-    skipped: Vec<Skipped>,
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub read_ahead_kib: Option<u64>,
+    pub model: Config,
+    pub tensors: usize,
+    pub data_bytes: u64,
+    pub runs: usize,
+    pub warmup: usize,
+    pub formats: Vec<FormatRow>,
+    pub skipped: Vec<Skipped>,
+    #[serde(skip)]
+    pub workloads: Vec<Workload>,
 }
 
-/// Runs the benchmark: writes (or reuses) the files, checks them, measures, prints the table.
-pub fn run(settings: &Settings) -> Result<()> {
+/// Writes (or reuses) the files, checks them, measures ours against raw, prints the table.
+pub fn run(settings: &Settings) -> Result<Outcome> {
     let Settings {
         size_mb,
         ref dir,
@@ -311,11 +305,9 @@ pub fn run(settings: &Settings) -> Result<()> {
         warmup,
         ..
     } = *settings;
-    ensure!(size_mb > 0, "--size-mb must be at least 1");
+    ensure!(size_mb > 0, "--model-mb must be at least 1");
     ensure!(runs > 0, "--runs must be at least 1");
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let machine = Machine::detect();
-    println!("{machine}");
 
     let (config, model) = crate::bench::generate_workload(size_mb);
 
@@ -331,6 +323,7 @@ pub fn run(settings: &Settings) -> Result<()> {
         bf16: &model.data,
         f16: &f16_data,
     };
+    let (bf16_sum, f16_sum) = (touch(expected.bf16), touch(expected.f16));
 
     println!("checking every file against the model ...");
     let mut workloads = Vec::new();
@@ -388,6 +381,10 @@ pub fn run(settings: &Settings) -> Result<()> {
             files,
             file_bytes,
             library,
+            expected_sum: match spec.precision {
+                Precision::Bf16 => bf16_sum,
+                Precision::F16 => f16_sum,
+            },
         });
     }
     ensure!(!workloads.is_empty(), "no format could be measured");
@@ -399,7 +396,7 @@ pub fn run(settings: &Settings) -> Result<()> {
         read_ahead.map_or_else(|| "unknown".to_owned(), |kib| format!("{kib} KiB"))
     );
     check_drops(&workloads)?;
-    let rows = measure_all(&workloads, &model, &expected, runs, warmup)?;
+    let rows = measure_all(&workloads, &model, runs, warmup)?;
 
     println!();
     print_rows(&rows);
@@ -408,45 +405,27 @@ pub fn run(settings: &Settings) -> Result<()> {
         "MiB/s of tensor data ({}) over the median time; raw: whole file read_exact into a buffer; ours: ztensor::open + dense of every tensor; ours/raw: of the medians; paired: median of the per-round ratios; best: of the fastest runs; zero-copy: dense results borrowed from the map; open (cold): ztensor::open alone, median; read by open: bytes in the page cache after one cold open (mincore), readahead included",
         format_mib(model.total_bytes())
     );
-    println!();
-    println!("{machine}");
-
-    let failed: Vec<&'static str> = skipped
-        .iter()
-        .filter(|s| s.read_back_failed)
-        .map(|s| s.format)
-        .collect();
-    if let Some(json) = &settings.json {
-        let report = Report {
-            machine,
-            dir: dir.clone(),
-            read_ahead_kib: read_ahead,
-            model: config,
-            tensors: model.tensors.len(),
-            data_bytes: model.total_bytes(),
-            runs,
-            warmup,
-            formats: rows,
-            skipped,
-        };
-        let text = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
-        fs::write(json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
-        println!("wrote {}", json.display());
-    }
-    ensure!(
-        failed.is_empty(),
-        "ztensor did not read back {} right (see above)",
-        failed.join(", ")
-    );
-    Ok(())
+    Ok(Outcome {
+        dir: dir.clone(),
+        read_ahead_kib: read_ahead,
+        model: config,
+        tensors: model.tensors.len(),
+        data_bytes: model.total_bytes(),
+        runs,
+        warmup,
+        formats: rows,
+        skipped,
+        workloads,
+    })
 }
 
-/// Writes the model as safetensors (bf16), the source of every format the script writes.
-fn write_model_safetensors(model: &Model, path: &Path) -> Result<()> {
+/// Writes the model as safetensors (ztensor's writer): the source of every format the script
+/// writes, and the safetensors file of the benchmarks.
+pub fn write_model_safetensors(model: &Model, path: &Path) -> Result<()> {
     let tensors: Vec<SafetensorsTensor<'_>> = model
         .tensors
         .iter()
-        .map(|t| SafetensorsTensor::new(&t.name, DType::BF16, &t.shape, model.bytes(t)))
+        .map(|t| SafetensorsTensor::new(&t.name, model.dtype, &t.shape, model.bytes(t)))
         .collect();
     write_safetensors(path, &tensors, None)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -465,12 +444,10 @@ fn script_formats(settings: &Settings, config: Config) -> Result<Generated> {
             .collect()
     };
     let dir = &settings.dir;
-    if !settings.python.exists() {
-        return Ok(all_skipped(format!(
-            "no Python at {} (python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install -r tests/fixtures/requirements.txt)",
-            settings.python.display()
-        )));
-    }
+    let python = match &settings.python {
+        Ok(python) => python,
+        Err(reason) => return Ok(all_skipped(format!("no reference libraries: {reason}"))),
+    };
     let script = match fs::read(&settings.script) {
         Ok(script) => script,
         Err(e) => {
@@ -509,12 +486,12 @@ fn script_formats(settings: &Settings, config: Config) -> Result<Generated> {
 
     println!(
         "writing the other formats with {} {} ...",
-        settings.python.display(),
+        python.display(),
         settings.script.display()
     );
     crate::util::remove_if_present(&manifest)?;
     let started = Instant::now();
-    let status = Command::new(&settings.python)
+    let status = Command::new(python)
         .arg(&settings.script)
         .arg("--source")
         .arg(dir.join("model.safetensors"))
@@ -525,7 +502,7 @@ fn script_formats(settings: &Settings, config: Config) -> Result<Generated> {
         .arg("--onnx-external-mb")
         .arg(ONNX_EXTERNAL_MIB.to_string())
         .status()
-        .with_context(|| format!("running {}", settings.python.display()))?;
+        .with_context(|| format!("running {}", python.display()))?;
     println!(
         "make_formats.py took {}",
         format_duration(started.elapsed().as_secs_f64())
@@ -627,7 +604,7 @@ fn check_drops(workloads: &[Workload]) -> Result<()> {
 }
 
 /// Drops all of a workload's files from the page cache.
-fn drop_all(workload: &Workload) -> Result<()> {
+pub fn drop_all(workload: &Workload) -> Result<()> {
     workload
         .files
         .iter()
@@ -638,16 +615,10 @@ fn drop_all(workload: &Workload) -> Result<()> {
 fn measure_all(
     workloads: &[Workload],
     model: &Model,
-    expected: &Expected<'_>,
     runs: usize,
     warmup: usize,
 ) -> Result<Vec<FormatRow>> {
     let tensor_bytes = model.total_bytes();
-    let (bf16_sum, f16_sum) = (touch(expected.bf16), touch(expected.f16));
-    let sum_of = |p: Precision| match p {
-        Precision::Bf16 => bf16_sum,
-        Precision::F16 => f16_sum,
-    };
     let largest = workloads.iter().map(|w| w.file_bytes).max().unwrap_or(0);
     let mut buffer = vec![0xA5u8; usize::try_from(largest).context("file too large")?];
 
@@ -662,10 +633,10 @@ fn measure_all(
                 drop_all(w)?;
                 let clock = Instant::now();
                 if ours {
-                    let read = read_ours(&w.files[0])?;
+                    let read = read_ours(&w.files[0], false)?;
                     let elapsed = clock.elapsed().as_secs_f64();
                     ensure!(
-                        read.sum == sum_of(w.spec.precision),
+                        read.sum == w.expected_sum,
                         "{}: ztensor read back a wrong sum",
                         w.files[0].display()
                     );
@@ -746,7 +717,7 @@ fn measure_all(
 
 /// The baseline: every file of the workload, one after the other, `read_exact` into `buffer`,
 /// then every byte summed.
-fn read_raw(files: &[PathBuf], buffer: &mut [u8]) -> Result<u64> {
+pub fn read_raw(files: &[PathBuf], buffer: &mut [u8]) -> Result<u64> {
     let mut at = 0usize;
     for path in files {
         let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -766,8 +737,10 @@ fn read_raw(files: &[PathBuf], buffer: &mut [u8]) -> Result<u64> {
     Ok(touch(&buffer[..at]))
 }
 
-/// `ztensor::open`, then `dense` of every tensor in file order, every byte summed.
-fn read_ours(path: &Path) -> Result<OursRead> {
+/// `ztensor::open`, then `dense` of every tensor in file order, every byte summed. With `copy`
+/// every tensor is copied into a vector of its own first (what a caller that must own its
+/// tensors pays; already owned results are kept as they are).
+pub fn read_ours(path: &Path, copy: bool) -> Result<OursRead> {
     let reader = ztensor::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut read = OursRead {
         sum: 0,
@@ -782,6 +755,11 @@ fn read_ours(path: &Path) -> Result<OursRead> {
             Cow::Borrowed(_) => read.borrowed += 1,
             Cow::Owned(_) => read.owned += 1,
         }
+        let bytes = if copy {
+            Cow::Owned(bytes.into_owned())
+        } else {
+            bytes
+        };
         read.sum = read.sum.wrapping_add(touch(&bytes));
     }
     Ok(read)
@@ -796,7 +774,7 @@ fn time_open(path: &Path) -> Result<Duration> {
     Ok(elapsed)
 }
 
-fn file_len(path: &Path) -> Result<u64> {
+pub fn file_len(path: &Path) -> Result<u64> {
     Ok(fs::metadata(path)
         .with_context(|| format!("reading the metadata of {}", path.display()))?
         .len())
@@ -810,7 +788,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// One line per reason, naming every format skipped for it.
-fn print_skipped(skipped: &[Skipped]) {
+pub fn print_skipped(skipped: &[Skipped]) {
     let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
     for s in skipped {
         match reasons.iter_mut().find(|(reason, _)| *reason == s.reason) {

@@ -8,19 +8,20 @@
 //!   `ztensor::open`, checks every tensor byte for byte and every digest, checks that a copy
 //!   with one flipped byte is rejected, and prints file, tensors, bytes on disk, ratio vs raw,
 //!   write and read MiB/s. Exits non-zero on any mismatch.
-//! - `bench [write|read|all] [--size-mb N] [--dir DIR] [--runs R] [--warmup W] [--json PATH]
-//!   [--quick]`: the `.zt` I/O benchmark. On the same sample model (1024 MiB by default, in
-//!   `benchmark/scratch`, which git ignores) it measures, in one run, a plain-file baseline and
-//!   ztensor for writing (with fsync), cold reads (page cache dropped with `posix_fadvise`) and
-//!   warm reads, plus `ZtReader::open` alone and on files of 10, 1000 and 100000 tiny tensors.
-//!   Prints the median of R runs (5) after W warm-ups (2) as markdown tables with the machine
-//!   description, and optionally writes the figures as JSON. `--quick` means 128 MiB, 3 runs,
-//!   1 warm-up.
-//! - `bench formats [--size-mb N] [--dir DIR] [--runs R] [--warmup W] [--json PATH] [--quick]`:
-//!   cold reads through `ztensor::open` of the same model (1024 MiB by default, 256 with
-//!   `--quick`) as .zt, safetensors, torch.save zip and legacy, GGUF, .npz, ONNX and HDF5, each
-//!   against a raw read of the same file (see `bench_formats.rs`); the files other than .zt and
-//!   safetensors are written by `benchmark/make_formats.py` with the `.venv-fixtures` venv.
+//! - `bench [SECTION] [--quick] [--model-mb N] [--size-mb N] [--runs R] [--warmup W]
+//!   [--no-peers] [--no-python-build] [--out DIR] [--update-readme]`: the benchmark tables of
+//!   seed 002 in one run (see `bench_suite.rs`): cross-format cold reads of a Llama-3.2-1B-shaped
+//!   model (`formats`), read and write throughput on Large / Mixed / Small workloads (`read`,
+//!   `write`), compression (`compression`) and the codec (`codec`), for our Rust API, our
+//!   Python API, upstream zTensor 2.x and each format's reference library, against raw reads and
+//!   writes of the same bytes. Creates its Python venvs (`.venv-bench`, `.venv-bench-zt2`) from
+//!   `benchmark/requirements*.txt`; writes `benchmark/results/latest.{md,json,png}` and, with
+//!   `--update-readme`, the README's benchmark section. Scratch files go to
+//!   `benchmark/scratch` (git-ignored).
+//! - `bench io [--size-mb N] [--dir DIR] [--runs R] [--warmup W] [--json PATH] [--quick]`: the
+//!   `.zt` I/O benchmark (see `bench.rs`): on one sample model (1024 MiB by default, 128 with
+//!   `--quick`) a plain-file baseline and ztensor for writing (with fsync), cold and warm reads,
+//!   plus `ZtReader::open` alone on files of 10, 1000 and 100000 tiny tensors.
 //! - `gen-onnx [--check]`: regenerates `crates/zt-onnx/src/generated/onnx.rs` from the vendored
 //!   `onnx.proto` (prost-build + protox, no system `protoc`); `--check` fails if the checked-in
 //!   file differs.
@@ -38,11 +39,15 @@
 mod bench;
 mod bench_codec;
 mod bench_formats;
+mod bench_report;
+mod bench_suite;
 mod demo;
 mod gen_onnx;
 mod model;
 mod sys;
 mod util;
+mod venv;
+mod workloads;
 
 use std::path::{Path, PathBuf};
 
@@ -60,7 +65,7 @@ struct Cli {
 enum Command {
     /// Write a Llama-shaped sample model raw and zstd-compressed, read it back and check it.
     Demo(DemoArgs),
-    /// Benchmark .zt writes and reads against plain-file baselines.
+    /// Benchmark ztensor against the reference libraries and raw I/O (seed 002's tables).
     Bench(BenchArgs),
     /// Regenerate zt-onnx's prost code from its vendored onnx.proto.
     GenOnnx {
@@ -117,25 +122,43 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Which operations to measure
-    #[arg(value_enum, default_value_t = bench::Which::All)]
-    which: bench::Which,
-    /// Approximate size of the model in MiB [default: 1024, 128 with --quick (formats: 256)]
+    /// Which section to measure
+    #[arg(value_enum, default_value_t = bench_suite::Which::All)]
+    which: bench_suite::Which,
+    /// The Llama-shaped model of `formats`, MiB [default: the full shape, about 2.8 GiB; 128
+    /// with --quick]
+    #[arg(long)]
+    model_mb: Option<u64>,
+    /// Each workload of read, write and compression, MiB [default: 512, 32 with --quick]; for
+    /// `io`, the model [default: 1024, 128 with --quick]
     #[arg(long)]
     size_mb: Option<u64>,
-    /// Scratch directory [default: benchmark/scratch in the workspace (formats: .../formats)]
+    /// Scratch directory [default: benchmark/scratch in the workspace]
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Timed runs per operation (the median is reported) [default: 5, 3 with --quick]
+    /// Timed runs per measurement (the median is reported) [default: 5, 3 with --quick]
     #[arg(long)]
     runs: Option<usize>,
     /// Untimed runs before them [default: 2, 1 with --quick]
     #[arg(long)]
     warmup: Option<usize>,
-    /// Also write the figures to this JSON file
+    /// Where latest.md, latest.json and latest.png go [default: benchmark/results]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `io` only: also write the figures to this JSON file
     #[arg(long)]
     json: Option<PathBuf>,
-    /// A short run: 128 MiB (formats: 256), 3 runs, 1 warm-up (explicit options still win)
+    /// Only our Rust API and raw I/O: no Python venvs
+    #[arg(long)]
+    no_peers: bool,
+    /// Use the ztensor package the bench venv has instead of building crates/ztensor-py
+    #[arg(long)]
+    no_python_build: bool,
+    /// Rewrite README.md's section between <!-- bench:start --> and <!-- bench:end -->
+    #[arg(long)]
+    update_readme: bool,
+    /// A short run (under 3 minutes on 2 idle cores once the venvs exist): 128 MiB model,
+    /// 32 MiB workloads, 4 MB codec workloads, 3 runs, 1 warm-up (explicit options still win)
     #[arg(long)]
     quick: bool,
 }
@@ -154,22 +177,11 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|| workspace_root().join("target/demo"));
             demo::run(&dir, args.size_mb)
         }
-        Command::Bench(args) if args.which == bench::Which::Formats => {
-            let (dir, python, script) = bench_formats::Settings::default_paths(workspace_root());
-            bench_formats::run(&bench_formats::Settings {
-                size_mb: args.size_mb.unwrap_or(if args.quick { 256 } else { 1024 }),
-                dir: args.dir.unwrap_or(dir),
-                runs: args.runs.unwrap_or(if args.quick { 3 } else { 5 }),
-                warmup: args.warmup.unwrap_or(if args.quick { 1 } else { 2 }),
-                json: args.json,
-                python,
-                script,
-            })
-        }
-        Command::Bench(args) => {
+        Command::Bench(args) if args.which == bench_suite::Which::Io => {
             let quick = args.quick;
-            let settings = bench::Settings {
-                which: args.which,
+            bench::run(&bench::Settings {
+                write: true,
+                read: true,
                 size_mb: args.size_mb.unwrap_or(if quick { 128 } else { 1024 }),
                 dir: args
                     .dir
@@ -177,8 +189,30 @@ fn main() -> Result<()> {
                 runs: args.runs.unwrap_or(if quick { 3 } else { 5 }),
                 warmup: args.warmup.unwrap_or(if quick { 1 } else { 2 }),
                 json: args.json,
-            };
-            bench::run(&settings)
+            })
+        }
+        Command::Bench(args) => {
+            let quick = args.quick;
+            let root = workspace_root();
+            bench_suite::run(&bench_suite::Settings {
+                which: args.which,
+                model_mb: args.model_mb.unwrap_or(if quick {
+                    128
+                } else {
+                    model::Config::full().total_bytes().div_ceil(1 << 20)
+                }),
+                size_mb: args.size_mb.unwrap_or(if quick { 32 } else { 512 }),
+                codec_mb: if quick { 4.0 } else { 32.0 },
+                runs: args.runs.unwrap_or(if quick { 3 } else { 5 }),
+                warmup: args.warmup.unwrap_or(if quick { 1 } else { 2 }),
+                quick,
+                peers: !args.no_peers,
+                build_python: !args.no_python_build,
+                dir: args.dir.unwrap_or_else(|| root.join("benchmark/scratch")),
+                out: args.out.unwrap_or_else(|| root.join("benchmark/results")),
+                update_readme: args.update_readme,
+                root: root.to_owned(),
+            })
         }
         Command::GenOnnx { check } => gen_onnx::run(workspace_root(), check),
         Command::BenchCodec(a) => {
@@ -195,6 +229,7 @@ fn main() -> Result<()> {
                 venv,
                 script,
             })
+            .map(drop)
         }
         Command::Fuzz { time, targets } => {
             let status = std::process::Command::new("bash")

@@ -121,19 +121,42 @@ pub struct Tensor {
     pub range: Range<usize>,
 }
 
-/// The sample model: every tensor's little-endian bf16 bytes, back to back in one buffer.
+/// The sample model: every tensor's little-endian bytes, back to back in one buffer. Every
+/// tensor has the same element type.
 pub struct Model {
     pub data: Vec<u8>,
     pub tensors: Vec<Tensor>,
+    pub dtype: DType,
 }
 
 impl Model {
-    /// Generates the model; the same `config` and `seed` always give the same bytes.
+    /// Generates the Llama-shaped bf16 model; the same `config` and `seed` always give the same
+    /// bytes.
     pub fn generate(config: Config, seed: u64) -> Model {
+        Model::fill(
+            config.tensors(),
+            DType::BF16,
+            seed,
+            |tensor, chunk, stream| {
+                let mean = if tensor.shape.len() == 1 { 1.0 } else { 0.0 };
+                fill_bf16_normal(chunk, mean, WEIGHT_STD, stream);
+            },
+        )
+    }
+
+    /// A model of the given names and shapes whose bytes `fill(tensor, block, stream)` writes,
+    /// block by block (4 MiB, element-aligned), each block with a PRNG stream seed of its own.
+    /// Blocks are filled on every CPU; the bytes depend only on `seed` and the shapes.
+    pub fn fill(
+        shapes: Vec<(String, Vec<u64>)>,
+        dtype: DType,
+        seed: u64,
+        fill: impl Fn(&Tensor, &mut [u8], u64) + Sync,
+    ) -> Model {
         let mut tensors = Vec::new();
         let mut offset = 0usize;
-        for (name, shape) in config.tensors() {
-            let len = (shape.iter().product::<u64>() * BF16_SIZE) as usize;
+        for (name, shape) in shapes {
+            let len = (shape.iter().product::<u64>() * dtype.size() as u64) as usize;
             tensors.push(Tensor {
                 name,
                 shape,
@@ -149,10 +172,9 @@ impl Model {
         for (index, tensor) in tensors.iter().enumerate() {
             let (bytes, tail) = rest.split_at_mut(tensor.range.len());
             rest = tail;
-            let mean = if tensor.shape.len() == 1 { 1.0 } else { 0.0 };
             for (block, chunk) in bytes.chunks_mut(BLOCK_BYTES).enumerate() {
                 let stream = seed ^ ((index as u64) << 32 | block as u64).wrapping_mul(GOLDEN);
-                jobs.push((chunk, mean, stream));
+                jobs.push((tensor, chunk, stream));
             }
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -160,16 +182,21 @@ impl Model {
         for (i, job) in jobs.into_iter().enumerate() {
             per_thread[i % threads].push(job);
         }
+        let fill = &fill;
         std::thread::scope(|scope| {
             for batch in per_thread {
                 scope.spawn(move || {
-                    for (chunk, mean, stream) in batch {
-                        fill_bf16_normal(chunk, mean, WEIGHT_STD, stream);
+                    for (tensor, chunk, stream) in batch {
+                        fill(tensor, chunk, stream);
                     }
                 });
             }
         });
-        Model { data, tensors }
+        Model {
+            data,
+            tensors,
+            dtype,
+        }
     }
 
     /// The bytes of one tensor.
@@ -192,7 +219,7 @@ impl Model {
                 .add_dense(
                     &t.name,
                     t.shape.as_slice(),
-                    DType::BF16,
+                    self.dtype,
                     self.bytes(t),
                     options,
                 )
@@ -206,7 +233,7 @@ impl Model {
     /// Checks that `reader` holds exactly this model: the same names, shapes and dtype, and
     /// byte-identical data.
     pub fn check_reader(&self, reader: &dyn TensorReader) -> Result<()> {
-        self.check_reader_as(reader, DType::BF16, &self.data)
+        self.check_reader_as(reader, self.dtype, &self.data)
     }
 
     /// [`check_reader`](Self::check_reader) for the model stored as `dtype`, whose tensor bytes
@@ -264,7 +291,7 @@ impl Model {
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64: small, fast, and good enough for test data.
-fn splitmix64(state: &mut u64) -> u64 {
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(GOLDEN);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -272,19 +299,39 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Fills `out` with little-endian bf16 values approximating N(`mean`, `std`): each value is the
-/// sum of four 16-bit uniforms from one PRNG word (Irwin-Hall, within 3.5 sigma), rescaled.
+/// Fills `out` with little-endian bf16 values approximating N(`mean`, `std`).
 fn fill_bf16_normal(out: &mut [u8], mean: f32, std: f32, seed: u64) {
-    // Sum of four uniforms on 0..=65535: mean 4 * 32767.5, variance 4 * (65536^2 - 1) / 12.
-    const SUM_MEAN: f32 = 131_070.0;
-    let sum_std = (4.0 * (65_536.0f64 * 65_536.0 - 1.0) / 12.0).sqrt() as f32;
-    let scale = std / sum_std;
-    let mut state = seed;
+    let mut normal = Normal::new(mean, std, seed);
     for pair in out.chunks_exact_mut(2) {
-        let r = splitmix64(&mut state);
+        pair.copy_from_slice(&half::bf16::from_f32(normal.sample()).to_le_bytes());
+    }
+}
+
+/// Approximately normal f32 values: each is the sum of four 16-bit uniforms from one PRNG word
+/// (Irwin-Hall, within 3.5 sigma), rescaled.
+pub struct Normal {
+    state: u64,
+    mean: f32,
+    scale: f32,
+}
+
+impl Normal {
+    pub fn new(mean: f32, std: f32, seed: u64) -> Normal {
+        // Sum of four uniforms on 0..=65535: variance 4 * (65536^2 - 1) / 12.
+        let sum_std = (4.0 * (65_536.0f64 * 65_536.0 - 1.0) / 12.0).sqrt() as f32;
+        Normal {
+            state: seed,
+            mean,
+            scale: std / sum_std,
+        }
+    }
+
+    pub fn sample(&mut self) -> f32 {
+        // The mean of the sum of four uniforms on 0..=65535.
+        const SUM_MEAN: f32 = 131_070.0;
+        let r = splitmix64(&mut self.state);
         let sum = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
-        let x = mean + (sum as f32 - SUM_MEAN) * scale;
-        pair.copy_from_slice(&half::bf16::from_f32(x).to_le_bytes());
+        self.mean + (sum as f32 - SUM_MEAN) * self.scale
     }
 }
 

@@ -112,6 +112,11 @@ pub fn format_mib(bytes: u64) -> String {
 /// Prints a markdown table whose columns are padded to line up: the first `left` columns
 /// (text) are left-aligned, the others (figures) right-aligned.
 pub fn print_table(headers: &[&str], left: usize, rows: &[Vec<String>]) {
+    print!("{}", format_table(headers, left, rows));
+}
+
+/// The markdown table [`print_table`] prints, one line per row, each ending in a newline.
+pub fn format_table(headers: &[&str], left: usize, rows: &[Vec<String>]) -> String {
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].chars().count())
@@ -120,7 +125,10 @@ pub fn print_table(headers: &[&str], left: usize, rows: &[Vec<String>]) {
             .unwrap_or(3)
     };
     let widths: Vec<usize> = (0..headers.len()).map(width).collect();
-    let line = |cells: Vec<String>| println!("| {} |", cells.join(" | "));
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    };
     let pad = |i: usize, text: &str| {
         if i < left {
             format!("{text:<w$}", w = widths[i])
@@ -145,6 +153,7 @@ pub fn print_table(headers: &[&str], left: usize, rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().enumerate().map(|(i, c)| pad(i, c)).collect());
     }
+    out
 }
 
 #[cfg(test)]
