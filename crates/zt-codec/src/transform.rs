@@ -129,6 +129,17 @@ impl Layout {
                     }
                 }
             }
+            // Two planes (fp16 via PLANES, 16-bit integers) have their own loop: the
+            // generic one indexes every stream per byte and does not vectorise.
+            Layout::Planes(2) => {
+                let [lo, hi] = &mut s[..] else {
+                    unreachable!("2 streams")
+                };
+                for ((c, l), h) in data.chunks_exact(2).zip(lo.iter_mut()).zip(hi.iter_mut()) {
+                    *l = c[0];
+                    *h = c[1];
+                }
+            }
             Layout::Planes(k) => {
                 for (i, c) in data.chunks_exact(k).enumerate() {
                     for (p, &b) in c.iter().enumerate() {
@@ -200,6 +211,12 @@ impl Layout {
                         w |= u64::from(streams[3 + k][i]) << (8 * (5 - k));
                     }
                     c.copy_from_slice(&w.to_le_bytes());
+                }
+            }
+            Layout::Planes(2) => {
+                let (lo, hi) = (&streams[0][..out.len() / 2], &streams[1][..out.len() / 2]);
+                for ((c, &l), &h) in out.chunks_exact_mut(2).zip(lo).zip(hi) {
+                    c.copy_from_slice(&[l, h]);
                 }
             }
             Layout::Planes(k) => {
