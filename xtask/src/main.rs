@@ -1,13 +1,6 @@
 //! Project automation for the ztensor workspace, run as `cargo xtask <command>` (an alias for
 //! `cargo run --quiet --release --package xtask --`).
 //!
-//! - `demo [--dir DIR] [--size-mb N]`: ztensor's main job on a built-in example. Generates a
-//!   Llama-shaped bf16 sample model in memory (Llama 3.2 1B shapes, scaled down to about N MiB,
-//!   256 by default), writes it to `DIR/sample.zt` raw and to `DIR/sample-zstd.zt` with zstd
-//!   level 3 and crc32c digests (`DIR` defaults to `target/demo`), reads both back through
-//!   `ztensor::open`, checks every tensor byte for byte and every digest, checks that a copy
-//!   with one flipped byte is rejected, and prints file, tensors, bytes on disk, ratio vs raw,
-//!   write and read MiB/s. Exits non-zero on any mismatch.
 //! - `bench [SECTION] [--quick] [--model-mb N] [--size-mb N] [--runs R] [--warmup W]
 //!   [--no-peers] [--no-python-build] [--out DIR] [--update-readme]`: the benchmark tables of
 //!   seed 002 in one run (see `bench_suite.rs`): cross-format cold reads of a Llama-3.2-1B-shaped
@@ -41,7 +34,6 @@ mod bench_codec;
 mod bench_formats;
 mod bench_report;
 mod bench_suite;
-mod demo;
 mod gen_onnx;
 mod model;
 mod sys;
@@ -63,8 +55,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a Llama-shaped sample model raw and zstd-compressed, read it back and check it.
-    Demo(DemoArgs),
     /// Benchmark ztensor against the reference libraries and raw I/O (seed 002's tables).
     Bench(BenchArgs),
     /// Regenerate zt-onnx's prost code from its vendored onnx.proto.
@@ -108,16 +98,6 @@ struct BenchCodecArgs {
     /// A short run: 8 MB, 2 runs, no zstd-19 and no z4ai max
     #[arg(long)]
     quick: bool,
-}
-
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// Directory for the sample files [default: target/demo in the workspace]
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Approximate size of the sample model in MiB
-    #[arg(long, default_value_t = 256)]
-    size_mb: u64,
 }
 
 #[derive(Debug, Args)]
@@ -171,12 +151,6 @@ fn workspace_root() -> &'static Path {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Demo(args) => {
-            let dir = args
-                .dir
-                .unwrap_or_else(|| workspace_root().join("target/demo"));
-            demo::run(&dir, args.size_mb)
-        }
         Command::Bench(args) if args.which == bench_suite::Which::Io => {
             let quick = args.quick;
             bench::run(&bench::Settings {

@@ -1,4 +1,4 @@
-//! `zt demo`: ztensor's main job on a built-in example (the same run as `cargo xtask demo`).
+//! `zt demo`: ztensor's main job on a built-in example.
 //!
 //! Writes a Llama-shaped sample model twice (raw, and zstd level 3 with crc32c digests), reads
 //! both back through `ztensor::open`, checks every tensor byte for byte against what was

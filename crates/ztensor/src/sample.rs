@@ -5,7 +5,7 @@
 //! vocabulary 128256, 16 layers), with the number of layers and the vocabulary scaled down so
 //! the whole model comes to about a requested size. Weights are bf16 values approximating
 //! N(0, 0.02); the RMSNorm weights are N(1, 0.02), as in a trained model. The bytes are the
-//! same as those of `cargo xtask demo`'s model for the same configuration and seed.
+//! same as those of the benchmark model in `xtask/src/model.rs` for the same configuration and seed.
 
 use std::ops::Range;
 use std::path::Path;
@@ -22,7 +22,7 @@ pub const INTERMEDIATE: u64 = 8192;
 pub const VOCAB: u64 = 128_256;
 /// Layers of the full model.
 pub const LAYERS: u64 = 16;
-/// The seed `zt demo` and `cargo xtask demo` use.
+/// The seed `zt demo` uses.
 pub const DEMO_SEED: u64 = 0x5A7E_2025;
 
 const BF16_SIZE: u64 = 2;
