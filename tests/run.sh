@@ -14,6 +14,14 @@ fuzz_seconds=${FUZZ_SECONDS:-15}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The whole run needs about 15 GB of disk (target/ ~6 GB, torch in .venv-py ~5.5 GB, fuzz and
+# miri builds): say what is free first, so that a full disk is recognised as such.
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2 " on " $6}'
+if [ "${CI:-}" = true ]; then
+    # A clean clone builds everything once: incremental state would only take disk.
+    export CARGO_INCREMENTAL=0
+fi
+
 step "Python venv with the reference libraries (.venv)"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

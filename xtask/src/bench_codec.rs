@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use half::f16;
-use zt_codec::{CompressOptions, Effort};
-use zt_core::DType;
+use ztensor::DType;
+use ztensor::codec::{CompressOptions, Effort};
 
 use crate::sys::Machine;
 use crate::util::format_table;
@@ -30,6 +30,8 @@ pub struct Settings {
     pub threads: usize,
     pub only: Option<String>,
     pub peers: bool,
+    /// Our efforts to measure; empty: all three.
+    pub efforts: Vec<Effort>,
     /// zstd-19 and z4ai's max tier (slow encoders).
     pub slow: bool,
     pub json: Option<PathBuf>,
@@ -262,21 +264,22 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)>
 
 fn measure_ztc(w: &Workload, effort: Effort, s: &Settings) -> Result<Figure> {
     let opts = CompressOptions {
-        effort,
         threads: Some(s.threads),
-        ..Default::default()
+        ..CompressOptions::with_effort(effort)
     };
     let runs = if effort == Effort::Max { 1 } else { s.runs };
-    let dopts = zt_codec::DecompressOptions {
+    let dopts = ztensor::codec::DecompressOptions {
         threads: Some(s.threads),
         ..Default::default()
     };
     let (tc, frame, td) = match &w.reference {
         None => {
             let (tc, frame) = best_of(runs, || {
-                Ok(zt_codec::compress(&w.data, Some(w.dtype), &opts)?)
+                Ok(ztensor::codec::compress(&w.data, Some(w.dtype), &opts)?)
             })?;
-            let (td, back) = best_of(s.runs, || Ok(zt_codec::decompress_with(&frame, &dopts)?))?;
+            let (td, back) = best_of(s.runs, || {
+                Ok(ztensor::codec::decompress_with(&frame, &dopts)?)
+            })?;
             anyhow::ensure!(
                 back == w.data,
                 "ztc {effort:?} round trip differs on {}",
@@ -286,10 +289,15 @@ fn measure_ztc(w: &Workload, effort: Effort, s: &Settings) -> Result<Figure> {
         }
         Some(r) => {
             let (tc, frame) = best_of(runs, || {
-                Ok(zt_codec::compress_delta(&w.data, r, Some(w.dtype), &opts)?)
+                Ok(ztensor::codec::compress_delta(
+                    &w.data,
+                    r,
+                    Some(w.dtype),
+                    &opts,
+                )?)
             })?;
             let (td, back) = best_of(s.runs, || {
-                Ok(zt_codec::decompress_delta_with(&frame, r, &dopts)?)
+                Ok(ztensor::codec::decompress_delta_with(&frame, r, &dopts)?)
             })?;
             anyhow::ensure!(back == w.data, "ztc delta round trip differs on {}", w.name);
             (tc, frame, td)
@@ -439,6 +447,9 @@ pub fn run(s: &Settings) -> Result<Outcome> {
         eprintln!("{} ({} bytes)...", w.name, w.data.len());
         let mut figures = Vec::new();
         for effort in [Effort::Fast, Effort::Default, Effort::Max] {
+            if !s.efforts.is_empty() && !s.efforts.contains(&effort) {
+                continue;
+            }
             figures.push(measure_ztc(&w, effort, s)?);
         }
         figures.push(measure_zstd(&w, 3, s.runs)?);

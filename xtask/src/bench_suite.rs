@@ -341,6 +341,7 @@ pub fn run(settings: &Settings) -> Result<()> {
             threads: report.machine.nproc,
             only: None,
             peers: s.peers && pythons.bench.is_ok(),
+            efforts: Vec::new(),
             slow: !s.quick,
             json: None,
             dir,
@@ -940,7 +941,7 @@ fn compression(runner: &Runner<'_>, report: &mut Report) -> Result<()> {
         (
             "model-ztc.zt",
             Some("ztc"),
-            ComponentOptions::codec(zt_codec::Effort::Default),
+            ComponentOptions::codec(ztensor::codec::Effort::Default),
         ),
     ];
     let upstream_variants = [("zt2.zt", None), ("zt2-zstd.zt", Some("zstd-3"))];

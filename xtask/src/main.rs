@@ -92,12 +92,24 @@ struct BenchCodecArgs {
     /// Skip the Python peers (z4ai, ZipNN)
     #[arg(long)]
     no_peers: bool,
+    /// Only these efforts of ours (fast, default, max; repeatable) [default: all three]
+    #[arg(long, value_parser = parse_effort)]
+    effort: Vec<ztensor::codec::Effort>,
     /// Also write the figures to this JSON file
     #[arg(long)]
     json: Option<PathBuf>,
     /// A short run: 8 MB, 2 runs, no zstd-19 and no z4ai max
     #[arg(long)]
     quick: bool,
+}
+
+fn parse_effort(s: &str) -> Result<ztensor::codec::Effort, String> {
+    match s {
+        "fast" => Ok(ztensor::codec::Effort::Fast),
+        "default" => Ok(ztensor::codec::Effort::Default),
+        "max" => Ok(ztensor::codec::Effort::Max),
+        _ => Err(format!("unknown effort {s:?} (fast, default, max)")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +209,7 @@ fn main() -> Result<()> {
                 threads: a.threads.unwrap_or_else(|| sys::Machine::detect().nproc),
                 only: a.only,
                 peers: !a.no_peers,
+                efforts: a.effort,
                 slow: !a.quick,
                 json: a.json,
                 dir,

@@ -7,7 +7,7 @@
 //! remains, then a 1-D tail; Small is 10 KiB 1-D tensors. Every tensor is a whole number of
 //! 8-byte words, so the per-tensor byte sums of the readers add up to the sum of the model.
 
-use zt_core::DType;
+use ztensor::DType;
 
 use crate::model::{Model, Normal, splitmix64};
 

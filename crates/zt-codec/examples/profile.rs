@@ -1,94 +1,46 @@
-//! Profiling driver: compresses and decompresses iid bf16 weights in a loop.
-//! `cargo run --release -p zt-codec --example profile -- [MB] [rounds] [threads]`
+//! Profiling driver: compresses and decompresses one workload of the codec benchmark's kinds in
+//! a loop, at one effort, so that `perf record` sees only the codec.
+//!
+//! `cargo run --release -p zt-codec --example profile -- [WORKLOAD] [MB] [ROUNDS] [THREADS]
+//! [EFFORT] [CHUNK_KIB]`
+//!
+//! WORKLOAD: bf16, f16, f32, sparse-bf16, sparse-f32, int8-bf16, int8-f32, int4-bf16,
+//! int4-f32, delta-bf16 (5% of the weights changed against a base). `ONLY=compress` or
+//! `ONLY=decompress` times one direction only.
 
 use std::time::Instant;
 
-use zt_codec::{CompressOptions, DecompressOptions};
+use zt_codec::{CompressOptions, DecompressOptions, Effort};
 use zt_core::DType;
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mb: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
-    let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let threads: Option<usize> = args.get(3).and_then(|s| s.parse().ok());
-    let dtype = match args.get(4).map(String::as_str) {
-        Some("f32") => DType::F32,
-        Some("f16") => DType::F16,
-        _ => DType::BF16,
-    };
-    let n = mb << 20;
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut gauss = || {
-        // Sum of 4 uniforms: close enough to a Gaussian for exponent statistics.
-        let mut s = 0.0f64;
-        for _ in 0..4 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            s += (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-        }
-        s * 0.02 * 1.7
-    };
-    let data: Vec<u8> = match dtype {
-        DType::F32 => (0..n / 4)
-            .flat_map(|_| (gauss() as f32).to_le_bytes())
-            .collect(),
-        DType::F16 => (0..n / 2)
-            .flat_map(|_| half_bits(gauss() as f32).to_le_bytes())
-            .collect(),
-        _ => (0..n / 2)
-            .flat_map(|_| (((gauss() as f32).to_bits() >> 16) as u16).to_le_bytes())
-            .collect(),
-    };
-    let copts = CompressOptions {
-        threads,
-        ..Default::default()
-    };
-    let dopts = DecompressOptions {
-        threads,
-        ..Default::default()
-    };
-    let frame = zt_codec::compress(&data, Some(dtype), &copts).unwrap();
-    if std::env::var_os("ONLY_COMPRESS").is_some() {
-        let t = Instant::now();
-        for _ in 0..rounds {
-            zt_codec::compress(&data, Some(dtype), &copts).unwrap();
-        }
-        let gb = (data.len() * rounds) as f64 / 1e9;
-        println!("compress {:.2} GB/s", gb / t.elapsed().as_secs_f64());
-        return;
+/// xorshift64 with a sum of four uniforms: close enough to a Gaussian for exponent statistics,
+/// and cheap enough not to dominate a profile.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
-    let mut out = vec![0u8; data.len()];
-    let (mut best_c, mut best_d, mut best_dn) = (f64::MAX, f64::MAX, f64::MAX);
-    let mut best_plain = f64::MAX;
-    for _ in 0..rounds {
-        let t = Instant::now();
-        let f = zt_codec::compress(&data, Some(dtype), &copts).unwrap();
-        best_c = best_c.min(t.elapsed().as_secs_f64());
-        assert_eq!(f.len(), frame.len());
-        let t = Instant::now();
-        zt_codec::decompress_into_with(&frame, &mut out, &dopts).unwrap();
-        best_d = best_d.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let fresh = zt_codec::decompress_with(&frame, &dopts).unwrap();
-        best_dn = best_dn.min(t.elapsed().as_secs_f64());
-        assert!(fresh == data);
-        drop(fresh);
-        // A fresh buffer without the huge-page advice, for comparison in the same run.
-        let t = Instant::now();
-        let mut plain = vec![0u8; data.len()];
-        zt_codec::decompress_into_with(&frame, &mut plain, &dopts).unwrap();
-        best_plain = best_plain.min(t.elapsed().as_secs_f64());
+    fn gauss(&mut self) -> f32 {
+        ((0..4).map(|_| self.unit()).sum::<f64>() - 2.0) as f32 * 1.7
     }
-    let gb = data.len() as f64 / 1e9;
-    println!(
-        "{dtype} {mb} MiB ratio {:.4}: compress {:.2} GB/s, decompress into {:.2} GB/s, decompress new {:.2} GB/s (fresh buffer without THP advice {:.2} GB/s)",
-        data.len() as f64 / frame.len() as f64,
-        gb / best_c,
-        gb / best_d,
-        gb / best_dn,
-        gb / best_plain
-    );
+}
+
+fn encode(values: &[f32], dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        DType::F16 => values
+            .iter()
+            .flat_map(|&v| half_bits(v).to_le_bytes())
+            .collect(),
+        _ => values
+            .iter()
+            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .collect(),
+    }
 }
 
 fn half_bits(v: f32) -> u16 {
@@ -99,4 +51,106 @@ fn half_bits(v: f32) -> u16 {
         return sign;
     }
     sign | ((e as u16) << 10) | ((b >> 13) & 0x3ff) as u16
+}
+
+/// The workload's bytes, dtype and (for a delta) base.
+fn workload(name: &str, bytes: usize) -> (Vec<u8>, DType, Option<Vec<u8>>) {
+    let (kind, dtype) = match name.rsplit_once('-') {
+        Some((k, "f32")) => (k, DType::F32),
+        Some((k, "f16")) => (k, DType::F16),
+        Some((k, _)) => (k, DType::BF16),
+        None => match name {
+            "f32" => ("iid", DType::F32),
+            "f16" => ("iid", DType::F16),
+            _ => ("iid", DType::BF16),
+        },
+    };
+    let n = bytes / dtype.size();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut values: Vec<f32> = (0..n).map(|_| rng.gauss() * 0.02).collect();
+    let quantize = |values: &mut [f32], levels: f32| {
+        let s = values.iter().fold(0f32, |m, v| m.max(v.abs())) / levels;
+        values.iter_mut().for_each(|v| *v = (*v / s).round() * s);
+    };
+    let mut base = None;
+    match kind {
+        "sparse" => values.iter_mut().for_each(|v| {
+            if rng.unit() < 0.5 {
+                *v = 0.0;
+            }
+        }),
+        "int8" => quantize(&mut values, 127.0),
+        "int4" => quantize(&mut values, 7.0),
+        "delta" => {
+            base = Some(encode(&values, dtype));
+            values.iter_mut().for_each(|v| {
+                if rng.unit() < 0.05 {
+                    *v += rng.gauss() * 0.002;
+                }
+            });
+        }
+        _ => {}
+    }
+    (encode(&values, dtype), dtype, base)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map_or("bf16", String::as_str);
+    let mb: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let threads: Option<usize> = args.get(4).and_then(|s| s.parse().ok());
+    let effort = match args.get(5).map(String::as_str) {
+        Some("fast") => Effort::Fast,
+        Some("max") => Effort::Max,
+        _ => Effort::Default,
+    };
+    let chunk_size = args
+        .get(6)
+        .and_then(|s| s.parse::<usize>().ok())
+        .map_or(CompressOptions::with_effort(effort).chunk_size, |k| k << 10);
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let (data, dtype, base) = workload(name, mb << 20);
+    let copts = CompressOptions {
+        threads,
+        chunk_size,
+        ..CompressOptions::with_effort(effort)
+    };
+    let dopts = DecompressOptions {
+        threads,
+        ..Default::default()
+    };
+    let compress = || match &base {
+        Some(b) => zt_codec::compress_delta(&data, b, Some(dtype), &copts).unwrap(),
+        None => zt_codec::compress(&data, Some(dtype), &copts).unwrap(),
+    };
+    let decompress = |frame: &[u8]| match &base {
+        Some(b) => zt_codec::decompress_delta_with(frame, b, &dopts).unwrap(),
+        None => zt_codec::decompress_with(frame, &dopts).unwrap(),
+    };
+    let frame = compress();
+    assert!(decompress(&frame) == data, "round trip differs");
+    let (mut best_c, mut best_d) = (f64::MAX, f64::MAX);
+    for _ in 0..rounds {
+        if only != "decompress" {
+            let t = Instant::now();
+            let f = compress();
+            best_c = best_c.min(t.elapsed().as_secs_f64());
+            assert_eq!(f.len(), frame.len());
+        }
+        if only != "compress" {
+            let t = Instant::now();
+            let back = decompress(&frame);
+            best_d = best_d.min(t.elapsed().as_secs_f64());
+            drop(back);
+        }
+    }
+    let mbps = |secs: f64| data.len() as f64 / 1e6 / secs;
+    println!(
+        "{name} {mb} MiB {effort:?} chunk {} KiB: ratio {:.5}, compress {:.0} MB/s, decompress {:.0} MB/s",
+        chunk_size >> 10,
+        data.len() as f64 / frame.len() as f64,
+        mbps(best_c),
+        mbps(best_d),
+    );
 }

@@ -87,6 +87,11 @@ impl Body {
     fn palette(data: &[u8], esize: usize, values: Vec<u64>, p: &Policy) -> Body {
         let bits = transform::palette_bits(values.len());
         let index = transform::palette_indices(data, esize, &values, bits);
+        Body::palette_from(values, index, p)
+    }
+
+    fn palette_from(values: Vec<u64>, index: Vec<u8>, p: &Policy) -> Body {
+        let bits = transform::palette_bits(values.len());
         let hist = stream::stats(&index, p);
         Body::Palette {
             values,
@@ -199,7 +204,14 @@ impl Body {
                 .map(|st| st.hist[0] as usize)
                 .min()
                 .unwrap_or(n),
-            Body::Palette { .. } => n,
+            Body::Palette {
+                values, bits, hist, ..
+            } => match values.iter().position(|&v| v == 0) {
+                None => 0,
+                // One index byte per element: the histogram counts the zeros exactly.
+                Some(z) if *bits == 8 && hist.exact => hist.hist[z] as usize,
+                Some(_) => n,
+            },
         }
     }
 }
@@ -215,11 +227,12 @@ fn bitmap_estimate(n: usize, zeros: usize) -> usize {
     ((n as f64 * h / 8.0) as usize + 48).min(n.div_ceil(8) + 1)
 }
 
+/// Writes the sparse transform of `body`, its non-zero elements coded as `inner` builds them.
 fn write_sparse(
     layout: Layout,
     body: &[u8],
     nonzero: usize,
-    base: &Body,
+    inner: impl FnOnce(&[u8]) -> Body,
     p: &Policy,
     out: &mut Vec<u8>,
 ) {
@@ -228,7 +241,7 @@ fn write_sparse(
     out.push(SPARSE);
     put_varint(out, nonzero as u64);
     stream::encode(&bitmap, &stream::stats(&bitmap, p), p, out);
-    base.rebuild(layout, &nz, p).write(es, p, out);
+    inner(&nz).write(es, p, out);
 }
 
 /// Encodes one chunk. The result is never longer than `data.len() + 1`.
@@ -255,29 +268,58 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     let p = &policy.stream;
     // Single-byte elements gain from a palette only through packing (<= 16 values).
     let max_values = if es == 1 { 16 } else { 256 };
-    let palette = transform::distinct_values(body, es, max_values)
-        .filter(|v| v.len() >= 2)
-        .map(|v| Body::palette(body, es, v, p));
+    let palette = transform::palette_scan(body, es, max_values)
+        .filter(|(v, _)| v.len() >= 2)
+        .map(|(v, index)| Body::palette_from(v, index, p));
+    if !policy.exhaustive
+        && let Some(palette) = palette
+    {
+        // A palette codes the joint distribution of the element bits, which the field split
+        // can only match, so the estimates need not compare them.
+        return encode_with(layout, body, tail, palette, None, policy);
+    }
+    let zeros = transform::count_zero_elements(body, es);
+    if !policy.exhaustive && zeros < n && 2 * zeros >= n {
+        // Mostly zeros (pruned weights, checkpoint deltas): the sparse transform wins, and
+        // a body over every element would be built only to have its size estimated.
+        let planes = layout == Layout::F16 && planes_look_smaller(layout, body, p);
+        let inner = |nz: &[u8]| {
+            if planes {
+                Body::planes(layout, nz, p)
+            } else {
+                Body::split(layout, nz, p)
+            }
+        };
+        let mut out = Vec::with_capacity(data.len() + 64);
+        write_sparse(layout, body, n - zeros, inner, p, &mut out);
+        out.extend_from_slice(tail);
+        return if out.len() > data.len() {
+            stored()
+        } else {
+            out
+        };
+    }
+    if !policy.exhaustive && layout == Layout::F16 {
+        // fp16's byte planes compete with its field split; a sample picks one, so that only
+        // the winner is built.
+        let base = if planes_look_smaller(layout, body, p) {
+            Body::planes(layout, body, p)
+        } else {
+            Body::split(layout, body, p)
+        };
+        return encode_with(layout, body, tail, base, Some(zeros), policy);
+    }
     let split = Body::split(layout, body, p);
-    // Byte planes compete with the field split where they can win: fp16 always, every float
-    // layout when the search is exhaustive.
+    // Byte planes compete with the field split where they can win: every float layout when
+    // the search is exhaustive.
     let is_float = matches!(
         layout,
         Layout::Bf16 | Layout::F16 | Layout::F32 | Layout::F64
     );
-    let planes = (layout == Layout::F16 || (policy.exhaustive && is_float))
-        .then(|| Body::planes(layout, body, p));
-    // Count the zero elements only when the histograms leave room for enough of them.
-    let zeros = if (split.zero_bound(n) as f64) < n as f64 * policy.sparse_min_fraction {
-        0
-    } else {
-        transform::count_zero_elements(body, es)
-    };
-    let sparse_ok = zeros > 0 && zeros < n && zeros as f64 >= n as f64 * policy.sparse_min_fraction;
-
-    // Room for the worst case (stored), so the output never reallocates while it grows.
-    let mut out = Vec::with_capacity(data.len() + 64);
+    let planes = (policy.exhaustive && is_float).then(|| Body::planes(layout, body, p));
     if policy.exhaustive {
+        let sparse_ok =
+            zeros > 0 && zeros < n && zeros as f64 >= n as f64 * policy.sparse_min_fraction;
         let mut cands = vec![stored()];
         for b in [Some(&split), planes.as_ref(), palette.as_ref()]
             .into_iter()
@@ -289,7 +331,14 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
             cands.push(v);
             if sparse_ok {
                 let mut v = Vec::new();
-                write_sparse(layout, body, n - zeros, b, p, &mut v);
+                write_sparse(
+                    layout,
+                    body,
+                    n - zeros,
+                    |nz| b.rebuild(layout, nz, p),
+                    p,
+                    &mut v,
+                );
                 v.extend_from_slice(tail);
                 cands.push(v);
             }
@@ -309,22 +358,86 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
             .expect("stored is a candidate");
     }
 
-    // The cheapest body by estimate; ties keep the earlier (split, then planes, then palette).
-    let (base, base_est) = [Some(&split), planes.as_ref(), palette.as_ref()]
+    // The cheapest body by estimate; ties keep the earlier (split, then planes).
+    let base = [Some(split), planes]
         .into_iter()
         .flatten()
-        .map(|b| (b, b.estimate(es, p)))
+        .map(|b| {
+            let e = b.estimate(es, p);
+            (b, e)
+        })
         .reduce(|a, b| if b.1 < a.1 { b } else { a })
-        .expect("split is a candidate");
+        .expect("split is a candidate")
+        .0;
+    encode_with(layout, body, tail, base, Some(zeros), policy)
+}
+
+/// Whether byte planes code `body` smaller than `layout`'s field split, by estimates over a
+/// sample (every 8th 4 KiB block) of a long chunk.
+fn planes_look_smaller(layout: Layout, body: &[u8], p: &Policy) -> bool {
+    const BLOCK: usize = 4096;
+    let sample: Vec<u8>;
+    let sample = if body.len() >= 16 * BLOCK && BLOCK.is_multiple_of(layout.esize()) {
+        sample = body.chunks(BLOCK).step_by(8).fold(Vec::new(), |mut v, b| {
+            v.extend_from_slice(b);
+            v
+        });
+        &sample[..sample.len() / layout.esize() * layout.esize()]
+    } else {
+        body
+    };
+    let es = layout.esize();
+    Body::planes(layout, sample, p).estimate(es, p) < Body::split(layout, sample, p).estimate(es, p)
+}
+
+/// The number of all-zero elements, counted only when `body`'s histograms leave room for
+/// enough of them to make the sparse transform worth considering (else 0).
+fn count_zeros(body: &Body, elems: &[u8], es: usize, policy: &ChunkPolicy) -> usize {
+    let n = elems.len() / es;
+    if (body.zero_bound(n) as f64) < n as f64 * policy.sparse_min_fraction {
+        0
+    } else {
+        transform::count_zero_elements(elems, es)
+    }
+}
+
+/// Writes the chunk with `base` as its body, or the sparse transform over it when that is
+/// estimated smaller; stored when neither beats the chunk's own bytes.
+fn encode_with(
+    layout: Layout,
+    body: &[u8],
+    tail: &[u8],
+    base: Body,
+    known_zeros: Option<usize>,
+    policy: &ChunkPolicy,
+) -> Vec<u8> {
+    let (es, p) = (layout.esize(), &policy.stream);
+    let n = body.len() / es;
+    let len = body.len() + tail.len();
+    let zeros = known_zeros.unwrap_or_else(|| count_zeros(&base, body, es, policy));
+    let sparse_ok = zeros > 0 && zeros < n && zeros as f64 >= n as f64 * policy.sparse_min_fraction;
+    let base_est = base.estimate(es, p);
     let sparse_est = sparse_ok
         .then(|| bitmap_estimate(n, zeros) + base.estimate_without_zeros(es, zeros, n, p) + 4);
+    // Room for the worst case (stored), so the output never reallocates while it grows.
+    let mut out = Vec::with_capacity(len + 64);
     match sparse_est {
-        Some(s) if s < base_est => write_sparse(layout, body, n - zeros, base, p, &mut out),
+        Some(s) if s < base_est => write_sparse(
+            layout,
+            body,
+            n - zeros,
+            |nz| base.rebuild(layout, nz, p),
+            p,
+            &mut out,
+        ),
         _ => base.write(es, p, &mut out),
     }
     out.extend_from_slice(tail);
-    if out.len() > data.len() {
-        return stored();
+    if out.len() > len {
+        out.clear();
+        out.push(STORED);
+        out.extend_from_slice(body);
+        out.extend_from_slice(tail);
     }
     out
 }

@@ -48,16 +48,17 @@ pub(crate) fn plan(data: &[u8], chunk_size: usize, esize: usize) -> Vec<Seg> {
         });
         return segs;
     }
-    let hashes: Vec<u128> = data.par_chunks(chunk_size).map(xxh3_128).collect();
-    let mut first: HashMap<u128, usize> = HashMap::with_capacity(hashes.len());
+    let hashes: Vec<u128> = data.par_chunks(chunk_size).map(fingerprint).collect();
+    let mut seen: HashMap<u128, Vec<usize>> = HashMap::with_capacity(hashes.len());
     let mut segs: Vec<Seg> = Vec::with_capacity(hashes.len());
     for (i, h) in hashes.into_iter().enumerate() {
         let start = i * chunk_size;
         let len = chunk_size.min(n - start);
-        let earlier = first
-            .get(&h)
+        let candidates = seen.entry(h).or_default();
+        let earlier = candidates
+            .iter()
             .copied()
-            .filter(|&e| data[e..e + len] == data[start..start + len]);
+            .find(|&e| data[e..e + len] == data[start..start + len]);
         match earlier {
             Some(e) => {
                 let dist = start - e;
@@ -72,12 +73,35 @@ pub(crate) fn plan(data: &[u8], chunk_size: usize, esize: usize) -> Vec<Seg> {
                 }
             }
             None => {
-                first.entry(h).or_insert(start);
+                if candidates.len() < MAX_CANDIDATES {
+                    candidates.push(start);
+                }
                 segs.push(Seg::Coded { start, len });
             }
         }
     }
     segs
+}
+
+/// Bytes taken from each of a chunk's start, middle and end for its fingerprint.
+const SAMPLE: usize = 256;
+/// Earlier chunks with one fingerprint that a chunk is compared with in full.
+const MAX_CANDIDATES: usize = 8;
+
+/// A fingerprint of `chunk`: xxh3 of its length and three samples, not of every byte (hashing
+/// whole chunks cost 5% of encoding near-random weights, where no chunk ever repeats). Equal
+/// chunks have equal fingerprints; chunks are compared in full before one becomes a copy.
+fn fingerprint(chunk: &[u8]) -> u128 {
+    if chunk.len() <= 4 * SAMPLE {
+        return xxh3_128(chunk);
+    }
+    let mid = chunk.len() / 2 - SAMPLE / 2;
+    let mut key = [0u8; 3 * SAMPLE + 8];
+    key[..SAMPLE].copy_from_slice(&chunk[..SAMPLE]);
+    key[SAMPLE..2 * SAMPLE].copy_from_slice(&chunk[mid..mid + SAMPLE]);
+    key[2 * SAMPLE..3 * SAMPLE].copy_from_slice(&chunk[chunk.len() - SAMPLE..]);
+    key[3 * SAMPLE..].copy_from_slice(&(chunk.len() as u64).to_le_bytes());
+    xxh3_128(&key)
 }
 
 fn grid(start: usize, end: usize, chunk_size: usize) -> Vec<Seg> {
@@ -177,6 +201,27 @@ mod tests {
                 dist: 10_000
             })
         );
+    }
+
+    #[test]
+    fn chunks_that_share_their_samples_are_compared_in_full() {
+        // Zero at every sampled place, different in between: one fingerprint, three chunks.
+        let mut chunks = vec![vec![0u8; 8192]; 4];
+        chunks[0][1000] = 1;
+        chunks[1][2000] = 1;
+        chunks[3][2000] = 1; // equal to chunks[1], not to chunks[0]
+        let data = chunks.concat();
+        assert_eq!(fingerprint(&chunks[0]), fingerprint(&chunks[1]));
+        let segs = plan(&data, 8192, 1);
+        assert_eq!(
+            segs[3],
+            Seg::Copy {
+                start: 3 * 8192,
+                len: 8192,
+                dist: 2 * 8192
+            }
+        );
+        assert!(segs[..3].iter().all(|s| matches!(s, Seg::Coded { .. })));
     }
 
     #[test]

@@ -198,8 +198,12 @@ use crate::transform::Layout;
 pub const MAGIC: &[u8; 4] = frame::MAGIC;
 /// The largest decoded length a frame may declare (256 TiB).
 pub const MAX_DECODED_LEN: u64 = frame::MAX_DECODED_LEN;
-/// Default chunk size: 1 MiB.
+/// Default chunk size of [`Effort::Fast`] and [`Effort::Default`]: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+/// Default chunk size of [`Effort::Max`]: 4 MiB. Each chunk carries its own rANS tables and
+/// states (a few hundred bytes per stream), which cost ~0.02% of the size of near-random
+/// weights at 1 MiB; larger chunks spend less on them and give up some parallelism.
+pub const MAX_EFFORT_CHUNK_SIZE: usize = 4 << 20;
 /// Smallest accepted chunk size: 4 KiB.
 pub const MIN_CHUNK_SIZE: usize = 4 << 10;
 /// Largest accepted chunk size: 64 MiB.
@@ -261,7 +265,8 @@ impl Effort {
 pub struct CompressOptions {
     pub effort: Effort,
     /// Bytes per chunk, the unit of parallelism and of local statistics: a multiple of 8 in
-    /// [`MIN_CHUNK_SIZE`]`..=`[`MAX_CHUNK_SIZE`]. Default [`DEFAULT_CHUNK_SIZE`].
+    /// [`MIN_CHUNK_SIZE`]`..=`[`MAX_CHUNK_SIZE`]. Default [`DEFAULT_CHUNK_SIZE`];
+    /// [`CompressOptions::with_effort`] picks [`MAX_EFFORT_CHUNK_SIZE`] for [`Effort::Max`].
     pub chunk_size: usize,
     /// Worker threads; `None` uses rayon's global pool (one per core).
     pub threads: Option<usize>,
@@ -278,9 +283,14 @@ impl Default for CompressOptions {
 }
 
 impl CompressOptions {
+    /// The settings of an effort tier, with its default chunk size.
     pub fn with_effort(effort: Effort) -> Self {
         CompressOptions {
             effort,
+            chunk_size: match effort {
+                Effort::Max => MAX_EFFORT_CHUNK_SIZE,
+                Effort::Fast | Effort::Default => DEFAULT_CHUNK_SIZE,
+            },
             ..Self::default()
         }
     }
@@ -374,19 +384,26 @@ pub fn compress_delta(
         )));
     }
     with_pool(opts.threads, || {
-        let mut residue = vec![0u8; data.len()];
-        residue
-            .par_chunks_mut(XOR_PIECE)
-            .zip(data.par_chunks(XOR_PIECE))
-            .zip(reference.par_chunks(XOR_PIECE))
-            .for_each(|((r, d), b)| {
-                for ((r, d), b) in r.iter_mut().zip(d).zip(b) {
-                    *r = d ^ b;
-                }
-            });
+        // The reference's digest is one serial pass: it runs beside the parallel XOR.
+        let (digest, residue) = rayon::join(
+            || xxh3_128(reference).to_le_bytes(),
+            || {
+                let mut residue = vec![0u8; data.len()];
+                residue
+                    .par_chunks_mut(XOR_PIECE)
+                    .zip(data.par_chunks(XOR_PIECE))
+                    .zip(reference.par_chunks(XOR_PIECE))
+                    .for_each(|((r, d), b)| {
+                        for ((r, d), b) in r.iter_mut().zip(d).zip(b) {
+                            *r = d ^ b;
+                        }
+                    });
+                residue
+            },
+        );
         let delta = DeltaRef {
             len: reference.len() as u64,
-            digest: xxh3_128(reference).to_le_bytes(),
+            digest,
         };
         encode_frame(&residue, dtype, opts, Some(delta))
     })
@@ -402,7 +419,7 @@ pub fn decompress_with(frame: &[u8], opts: &DecompressOptions) -> Result<Vec<u8>
     let h = frame::parse(frame)?;
     refuse_delta(&h)?;
     let mut out = alloc_output(h.decoded_len, opts)?;
-    with_pool(opts.threads, || decode_frame(frame, &h, &mut out))?;
+    with_pool(opts.threads, || decode_frame(frame, &h, &mut out, None))?;
     Ok(out)
 }
 
@@ -423,7 +440,7 @@ pub fn decompress_into_with(frame: &[u8], out: &mut [u8], opts: &DecompressOptio
             h.decoded_len
         )));
     }
-    with_pool(opts.threads, || decode_frame(frame, &h, out))
+    with_pool(opts.threads, || decode_frame(frame, &h, out, None))
 }
 
 /// Decodes a delta frame made by [`compress_delta`] against `reference`. A reference of the
@@ -457,7 +474,7 @@ pub fn decompress_delta_into_with(
     opts: &DecompressOptions,
 ) -> Result<()> {
     let h = frame::parse(frame)?;
-    check_reference(&h, reference)?;
+    check_reference_shape(&h, reference)?;
     if out.len() as u64 != h.decoded_len {
         return Err(Error::InvalidArgument(format!(
             "output buffer is {} bytes but the frame decodes to {}",
@@ -465,11 +482,25 @@ pub fn decompress_delta_into_with(
             h.decoded_len
         )));
     }
-    with_pool(opts.threads, || decode_delta(frame, &h, reference, out))
+    with_pool(opts.threads, || {
+        // The reference's digest (one serial pass) is checked beside the parallel decode;
+        // on a mismatch `out` holds garbage, and the error says why.
+        let (digest, decoded) = rayon::join(
+            || check_reference_digest(&h, reference),
+            || decode_delta(frame, &h, reference, out),
+        );
+        digest.and(decoded)
+    })
 }
 
 /// Checks that `reference` is the one the delta frame was made against (length, then xxh3-128).
 fn check_reference(h: &frame::Header, reference: &[u8]) -> Result<()> {
+    check_reference_shape(h, reference)?;
+    check_reference_digest(h, reference)
+}
+
+/// The cheap half of [`check_reference`]: a delta frame, and a reference of its length.
+fn check_reference_shape(h: &frame::Header, reference: &[u8]) -> Result<()> {
     let Some(d) = h.delta else {
         return Err(Error::InvalidArgument(
             "not a delta frame: decode it with decompress, without a reference".into(),
@@ -482,14 +513,6 @@ fn check_reference(h: &frame::Header, reference: &[u8]) -> Result<()> {
             actual: reference.len() as u64,
         });
     }
-    let digest = xxh3_128(reference).to_le_bytes();
-    if digest != d.digest {
-        return Err(Error::ChecksumMismatch {
-            component: "delta reference".into(),
-            expected: format!("xxh3-128:{}", hex(&d.digest)),
-            actual: format!("xxh3-128:{}", hex(&digest)),
-        });
-    }
     if d.len != h.decoded_len {
         return Err(bytes::malformed(format!(
             "delta of {} bytes against a reference of {}",
@@ -499,16 +522,43 @@ fn check_reference(h: &frame::Header, reference: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The reference's xxh3-128 against the frame's record of it.
+fn check_reference_digest(h: &frame::Header, reference: &[u8]) -> Result<()> {
+    let Some(d) = h.delta else {
+        return Err(Error::InvalidArgument("not a delta frame".into()));
+    };
+    let digest = xxh3_128(reference).to_le_bytes();
+    if digest != d.digest {
+        return Err(Error::ChecksumMismatch {
+            component: "delta reference".into(),
+            expected: format!("xxh3-128:{}", hex(&d.digest)),
+            actual: format!("xxh3-128:{}", hex(&digest)),
+        });
+    }
+    Ok(())
+}
+
 fn decode_delta(frame: &[u8], h: &frame::Header, reference: &[u8], out: &mut [u8]) -> Result<()> {
-    decode_frame(frame, h, out)?;
+    let has_copies = h
+        .segments
+        .iter()
+        .any(|s| matches!(s.kind, SegKind::Copy { .. }));
+    if !has_copies {
+        // Each chunk is XORed onto the reference right after it is decoded, while in cache.
+        return decode_frame(frame, h, out, Some(reference));
+    }
+    // A copy reads earlier residue bytes, so the whole residue comes first.
+    decode_frame(frame, h, out, None)?;
     out.par_chunks_mut(XOR_PIECE)
         .zip(reference.par_chunks(XOR_PIECE))
-        .for_each(|(o, r)| {
-            for (o, r) in o.iter_mut().zip(r) {
-                *o ^= r;
-            }
-        });
+        .for_each(|(o, r)| xor_into(o, r));
     Ok(())
+}
+
+fn xor_into(out: &mut [u8], reference: &[u8]) {
+    for (o, r) in out.iter_mut().zip(reference) {
+        *o ^= r;
+    }
 }
 
 const XOR_PIECE: usize = 1 << 20;
@@ -649,11 +699,18 @@ fn encode_frame(
     ))
 }
 
-fn decode_frame(frame: &[u8], h: &frame::Header, out: &mut [u8]) -> Result<()> {
+/// Decodes the frame into `out`. With `xor_onto`, every coded chunk is XORed with the same
+/// range of it after its checksum is taken (a delta frame without copy segments).
+fn decode_frame(
+    frame: &[u8],
+    h: &frame::Header,
+    out: &mut [u8],
+    xor_onto: Option<&[u8]>,
+) -> Result<()> {
     debug_assert_eq!(out.len() as u64, h.decoded_len);
     let layout = Layout::for_dtype(h.dtype);
     // Coded chunks are independent: hand each its own slice of the output.
-    let mut jobs: Vec<(&[u8], &mut [u8])> = Vec::new();
+    let mut jobs: Vec<(&[u8], &mut [u8], usize)> = Vec::new();
     let mut rest: &mut [u8] = out;
     let mut at = 0u64;
     for s in &h.segments {
@@ -662,14 +719,18 @@ fn decode_frame(frame: &[u8], h: &frame::Header, out: &mut [u8]) -> Result<()> {
         rest = tail;
         at = s.start + s.len;
         if let SegKind::Coded(range) = &s.kind {
-            jobs.push((&frame[range.clone()], this));
+            jobs.push((&frame[range.clone()], this, s.start as usize));
         }
     }
     let crcs: Vec<u32> = jobs
         .into_par_iter()
-        .map(|(src, dst)| {
+        .map(|(src, dst, start)| {
             chunk::decode(src, layout, dst)?;
-            Ok(crc32c(dst))
+            let crc = crc32c(dst);
+            if let Some(reference) = xor_onto {
+                xor_into(dst, &reference[start..start + dst.len()]);
+            }
+            Ok(crc)
         })
         .collect::<Result<Vec<u32>>>()?;
     // Copies, in order (a copy may read an earlier copy's bytes). Each fills from the first

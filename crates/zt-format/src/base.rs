@@ -226,9 +226,8 @@ pub fn write_delta(
     let dest = dest.as_ref();
     let identity = BaseIdentity::of_file(base.path())?;
     let codec = CompressOptions {
-        effort: options.effort,
         threads: options.threads,
-        ..CompressOptions::default()
+        ..CompressOptions::with_effort(options.effort)
     };
     let mut writer = Writer::create(dest)?;
     let mut attributes = target.metadata().clone();
