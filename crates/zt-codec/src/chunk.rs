@@ -44,6 +44,9 @@ pub(crate) struct ChunkPolicy {
     pub exhaustive: bool,
     /// Consider the sparse transform from this fraction of all-zero elements on.
     pub sparse_min_fraction: f64,
+    /// The frame's choice between byte planes and the field split for fp16 below exhaustive
+    /// effort, made once from a sample of the whole buffer; `None`: each chunk samples itself.
+    pub f16_planes: Option<bool>,
 }
 
 /// The elements' coding, before it is written. (A few per chunk: their size does not matter.)
@@ -282,7 +285,10 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     if !policy.exhaustive && zeros < n && 2 * zeros >= n {
         // Mostly zeros (pruned weights, checkpoint deltas): the sparse transform wins, and
         // a body over every element would be built only to have its size estimated.
-        let planes = layout == Layout::F16 && planes_look_smaller(layout, body, p);
+        let planes = layout == Layout::F16
+            && policy
+                .f16_planes
+                .unwrap_or_else(|| planes_look_smaller(layout, body, p));
         let inner = |nz: &[u8]| {
             if planes {
                 Body::planes(layout, nz, p)
@@ -302,7 +308,10 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     if !policy.exhaustive && layout == Layout::F16 {
         // fp16's byte planes compete with its field split; a sample picks one, so that only
         // the winner is built.
-        let base = if planes_look_smaller(layout, body, p) {
+        let planes = policy
+            .f16_planes
+            .unwrap_or_else(|| planes_look_smaller(layout, body, p));
+        let base = if planes {
             Body::planes(layout, body, p)
         } else {
             Body::split(layout, body, p)
@@ -373,20 +382,23 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
 }
 
 /// Whether byte planes code `body` smaller than `layout`'s field split, by estimates over a
-/// sample (every 8th 4 KiB block) of a long chunk.
-fn planes_look_smaller(layout: Layout, body: &[u8], p: &Policy) -> bool {
+/// sample of at most 32 blocks of 4 KiB spread evenly over it.
+pub(crate) fn planes_look_smaller(layout: Layout, body: &[u8], p: &Policy) -> bool {
     const BLOCK: usize = 4096;
+    const BLOCKS: usize = 32;
+    let es = layout.esize();
     let sample: Vec<u8>;
-    let sample = if body.len() >= 16 * BLOCK && BLOCK.is_multiple_of(layout.esize()) {
-        sample = body.chunks(BLOCK).step_by(8).fold(Vec::new(), |mut v, b| {
-            v.extend_from_slice(b);
+    let blocks = body.len() / BLOCK;
+    let sample = if blocks > BLOCKS {
+        sample = (0..BLOCKS).fold(Vec::with_capacity(BLOCKS * BLOCK), |mut v, k| {
+            let at = k * blocks / BLOCKS * BLOCK;
+            v.extend_from_slice(&body[at..at + BLOCK]);
             v
         });
-        &sample[..sample.len() / layout.esize() * layout.esize()]
+        &sample[..sample.len() / es * es]
     } else {
-        body
+        &body[..body.len() / es * es]
     };
-    let es = layout.esize();
     Body::planes(layout, sample, p).estimate(es, p) < Body::split(layout, sample, p).estimate(es, p)
 }
 

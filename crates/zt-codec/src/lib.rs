@@ -237,6 +237,7 @@ impl Effort {
                 },
                 exhaustive: false,
                 sparse_min_fraction: 0.25,
+                f16_planes: None,
             },
             Effort::Default => ChunkPolicy {
                 stream: Policy {
@@ -246,6 +247,7 @@ impl Effort {
                 },
                 exhaustive: false,
                 sparse_min_fraction: 1.0 / 16.0,
+                f16_planes: None,
             },
             Effort::Max => ChunkPolicy {
                 stream: Policy {
@@ -255,6 +257,7 @@ impl Effort {
                 },
                 exhaustive: true,
                 sparse_min_fraction: 1.0 / 256.0,
+                f16_planes: None,
             },
         }
     }
@@ -673,7 +676,10 @@ fn encode_frame(
     delta: Option<DeltaRef>,
 ) -> Result<Vec<u8>> {
     let layout = Layout::for_dtype(dtype);
-    let policy = opts.effort.chunk_policy();
+    let mut policy = opts.effort.chunk_policy();
+    if layout == Layout::F16 && !policy.exhaustive {
+        policy.f16_planes = Some(chunk::planes_look_smaller(layout, data, &policy.stream));
+    }
     let plan = dedup::plan(data, opts.chunk_size, layout.esize());
     let (payloads, crc) = rayon::join(
         || {
