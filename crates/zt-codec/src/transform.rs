@@ -841,12 +841,38 @@ pub(crate) fn sparse_split(data: &[u8], esize: usize, nonzero: usize) -> (Vec<u8
     }
 }
 
+/// Split for fixed element sizes: SSSE3 shuffles for 2- and 4-byte elements where the CPU has
+/// them, then [`sparse_split_words`] for the rest.
+fn sparse_split_es<const ES: usize>(data: &[u8], nonzero: usize) -> (Vec<u8>, Vec<u8>) {
+    let n = data.len() / ES;
+    let mut bitmap = vec![0u8; n.div_ceil(8)];
+    // 16 bytes of slack: the vector path stores whole registers past the last element.
+    let mut nz = vec![0u8; nonzero * ES + 16];
+    #[allow(unused_mut)]
+    let (mut bytes, mut at) = (0usize, 0usize);
+    #[cfg(target_arch = "x86_64")]
+    if (ES == 2 || ES == 4) && std::arch::is_x86_feature_detected!("ssse3") {
+        // SAFETY: SSSE3 is available (checked above); `nz` holds every non-zero element of
+        // `data` plus 16 bytes, as the kernel requires.
+        (bytes, at) = unsafe { ssse3::split::<ES>(data, &mut bitmap, &mut nz) };
+    }
+    let k = sparse_split_words::<ES>(
+        &data[bytes * 8 * ES..n * ES],
+        &mut bitmap[bytes..],
+        &mut nz[at..],
+    );
+    debug_assert_eq!(at + k, nonzero * ES);
+    nz.truncate(nonzero * ES);
+    (bitmap, nz)
+}
+
 /// Split for fixed element sizes, 64 elements per bitmap word: the word's bits first (a
 /// compare per element, no branch), then one loop trip per non-zero element to gather it.
-fn sparse_split_es<const ES: usize>(data: &[u8], nonzero: usize) -> (Vec<u8>, Vec<u8>) {
+/// Returns the bytes written to `nz`.
+fn sparse_split_words<const ES: usize>(data: &[u8], bitmap: &mut [u8], nz: &mut [u8]) -> usize {
     let (elems, _) = data.as_chunks::<ES>();
-    let mut bitmap = vec![0u8; elems.len().div_ceil(8)];
-    let mut nz: Vec<[u8; ES]> = Vec::with_capacity(nonzero);
+    let (slots, _) = nz.as_chunks_mut::<ES>();
+    let mut k = 0usize;
     for (word, group) in bitmap.chunks_mut(8).zip(elems.chunks(64)) {
         let mut bits = 0u64;
         for (j, e) in group.iter().enumerate() {
@@ -854,12 +880,12 @@ fn sparse_split_es<const ES: usize>(data: &[u8], nonzero: usize) -> (Vec<u8>, Ve
         }
         word.copy_from_slice(&bits.to_le_bytes()[..word.len()]);
         while bits != 0 {
-            nz.push(group[bits.trailing_zeros() as usize]);
+            slots[k] = group[bits.trailing_zeros() as usize];
+            k += 1;
             bits &= bits - 1;
         }
     }
-    debug_assert_eq!(nz.len(), nonzero);
-    (bitmap, nz.into_flattened())
+    k * ES
 }
 
 /// Inverse of [`sparse_split`]. Fails when the bitmap and the non-zero count disagree.
@@ -892,9 +918,23 @@ pub(crate) fn sparse_merge(bitmap: &[u8], nz: &[u8], esize: usize, out: &mut [u8
     Ok(())
 }
 
+/// Merge for fixed element sizes: SSSE3 shuffles for 2- and 4-byte elements where the CPU has
+/// them, then [`sparse_merge_words`] for the rest.
+fn sparse_merge_es<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
+    #[allow(unused_mut)]
+    let (mut bytes, mut at) = (0usize, 0usize);
+    #[cfg(target_arch = "x86_64")]
+    if (ES == 2 || ES == 4) && std::arch::is_x86_feature_detected!("ssse3") {
+        // SAFETY: SSSE3 is available (checked above); the kernel bounds every load and
+        // store itself.
+        (bytes, at) = unsafe { ssse3::merge::<ES>(bitmap, nz, out) };
+    }
+    sparse_merge_words::<ES>(&bitmap[bytes..], &nz[at..], &mut out[bytes * 8 * ES..]);
+}
+
 /// Merge for fixed element sizes, 64 elements per bitmap word: the group is zeroed, then each
 /// set bit takes the next non-zero element (one loop trip per non-zero element, not per element).
-fn sparse_merge_es<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
+fn sparse_merge_words<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
     let (values, _) = nz.as_chunks::<ES>();
     let (elems, _) = out.as_chunks_mut::<ES>();
     let mut values = values.iter();
@@ -909,6 +949,134 @@ fn sparse_merge_es<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
             // The caller checked that the bitmap has exactly as many set bits as values.
             group[j] = *values.next().expect("counted");
         }
+    }
+}
+
+/// The sparse split and merge for 2- and 4-byte elements in SSSE3: 16 bytes of elements per
+/// step, moved by one byte shuffle whose control comes from a table indexed by the step's
+/// bitmap bits.
+#[cfg(target_arch = "x86_64")]
+mod ssse3 {
+    use std::arch::x86_64::*;
+
+    /// Shuffle controls that gather the set elements of an `8 * ES / 16`-element step (mask
+    /// `m`) to the front (`compress`) or spread the front elements to the set positions
+    /// (`expand`, zero elsewhere). Entries past `1 << (16 / ES)` are unused.
+    const fn tables<const ES: usize>() -> ([[u8; 16]; 256], [[u8; 16]; 256]) {
+        let per = 16 / ES;
+        let mut compress = [[0x80u8; 16]; 256];
+        let mut expand = [[0x80u8; 16]; 256];
+        let mut m = 0;
+        while m < 1 << per {
+            let mut k = 0;
+            let mut j = 0;
+            while j < per {
+                if m >> j & 1 == 1 {
+                    let mut b = 0;
+                    while b < ES {
+                        compress[m][k * ES + b] = (j * ES + b) as u8;
+                        expand[m][j * ES + b] = (k * ES + b) as u8;
+                        b += 1;
+                    }
+                    k += 1;
+                }
+                j += 1;
+            }
+            m += 1;
+        }
+        (compress, expand)
+    }
+
+    static TABLES_2: ([[u8; 16]; 256], [[u8; 16]; 256]) = tables::<2>();
+    static TABLES_4: ([[u8; 16]; 256], [[u8; 16]; 256]) = tables::<4>();
+
+    /// Bitmap bits of the 16 bytes `v`: one per element, set for a non-zero element.
+    #[inline]
+    #[target_feature(enable = "ssse3")]
+    fn nonzero_bits<const ES: usize>(v: __m128i) -> usize {
+        let zero = _mm_setzero_si128();
+        if ES == 2 {
+            let z = _mm_cmpeq_epi16(v, zero);
+            (!_mm_movemask_epi8(_mm_packs_epi16(z, z)) & 0xff) as usize
+        } else {
+            (!_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v, zero))) & 0xf) as usize
+        }
+    }
+
+    /// Splits whole bitmap bytes' worth of `data` (8 elements each): fills `bitmap` and `nz`
+    /// from the start; returns the bitmap bytes done and the `nz` bytes written.
+    ///
+    /// # Safety
+    /// `ES` is 2 or 4; `nz` holds every non-zero element of `data` plus 16 bytes.
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn split<const ES: usize>(
+        data: &[u8],
+        bitmap: &mut [u8],
+        nz: &mut [u8],
+    ) -> (usize, usize) {
+        let compress = if ES == 2 { &TABLES_2.0 } else { &TABLES_4.0 };
+        let steps = 8 * ES / 16; // 16-byte steps per bitmap byte
+        let per = 16 / ES; // elements per step
+        let bytes = (data.len() / (8 * ES)).min(bitmap.len());
+        let mut at = 0usize;
+        for (i, byte) in bitmap[..bytes].iter_mut().enumerate() {
+            let mut bits = 0usize;
+            for s in 0..steps {
+                // SAFETY: the step's 16 bytes lie in `data` (i < bytes); the store writes 16
+                // bytes at `at`, which is at most the non-zero bytes written so far, and `nz`
+                // has 16 bytes of slack past all of them.
+                unsafe {
+                    let v = _mm_loadu_si128(data.as_ptr().add((i * steps + s) * 16).cast());
+                    let m = nonzero_bits::<ES>(v);
+                    let ctrl = _mm_loadu_si128(compress[m].as_ptr().cast());
+                    debug_assert!(at + 16 <= nz.len());
+                    _mm_storeu_si128(nz.as_mut_ptr().add(at).cast(), _mm_shuffle_epi8(v, ctrl));
+                    at += m.count_ones() as usize * ES;
+                    bits |= m << (s * per);
+                }
+            }
+            *byte = bits as u8;
+        }
+        (bytes, at)
+    }
+
+    /// Merges whole bitmap bytes while 16 bytes of `nz` can be loaded; returns the bitmap
+    /// bytes done and the `nz` bytes used.
+    ///
+    /// # Safety
+    /// `ES` is 2 or 4.
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn merge<const ES: usize>(
+        bitmap: &[u8],
+        nz: &[u8],
+        out: &mut [u8],
+    ) -> (usize, usize) {
+        let expand = if ES == 2 { &TABLES_2.1 } else { &TABLES_4.1 };
+        let steps = 8 * ES / 16;
+        let per = 16 / ES;
+        let mask = (1usize << per) - 1;
+        let bytes = (out.len() / (8 * ES)).min(bitmap.len());
+        let mut at = 0usize;
+        for (i, &byte) in bitmap[..bytes].iter().enumerate() {
+            // Each step loads 16 bytes of values: stop where that would pass the end.
+            if at + 8 * ES + 16 > nz.len() {
+                return (i, at);
+            }
+            for s in 0..steps {
+                let m = (usize::from(byte) >> (s * per)) & mask;
+                // SAFETY: the load reads nz[at..at + 16], in bounds by the check above (a
+                // byte's steps use at most 8 * ES bytes); the store writes the step's 16
+                // bytes of `out`, in bounds as i < bytes.
+                unsafe {
+                    let v = _mm_loadu_si128(nz.as_ptr().add(at).cast());
+                    let ctrl = _mm_loadu_si128(expand[m].as_ptr().cast());
+                    let dst = out.as_mut_ptr().add((i * steps + s) * 16);
+                    _mm_storeu_si128(dst.cast(), _mm_shuffle_epi8(v, ctrl));
+                }
+                at += m.count_ones() as usize * ES;
+            }
+        }
+        (bytes, at)
     }
 }
 
@@ -1012,5 +1180,22 @@ mod tests {
         let mut high = bitmap.clone();
         *high.last_mut().unwrap() |= 0x80;
         assert!(sparse_merge(&high, &nz, 4, &mut back).is_err());
+        // Every element size, over every density (the vector paths and their scalar tails).
+        for es in [2usize, 4, 8] {
+            for keep in [1usize, 2, 3, 7] {
+                let mut data = noise(es * 333);
+                for (i, c) in data.chunks_exact_mut(es).enumerate() {
+                    if i % keep != 0 {
+                        c.fill(0);
+                    }
+                }
+                let nonzero = 333 - count_zero_elements(&data, es);
+                let (bitmap, nz) = sparse_split(&data, es, nonzero);
+                assert_eq!(nz.len(), nonzero * es);
+                let mut back = vec![1u8; data.len()];
+                sparse_merge(&bitmap, &nz, es, &mut back).unwrap();
+                assert_eq!(back, data, "esize {es}, every {keep}th kept");
+            }
+        }
     }
 }
