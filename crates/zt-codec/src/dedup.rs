@@ -33,6 +33,9 @@ impl Seg {
 const NEEDLE: usize = 64;
 /// Buffers shorter than this are not searched for a period.
 const MIN_PERIOD_SEARCH: usize = 4 << 10;
+/// The longest period searched for (longer repeats of whole chunks are still found by the
+/// chunk fingerprints).
+const MAX_PERIOD: usize = 8 << 20;
 /// Candidate periods verified before giving up.
 const MAX_TRIES: usize = 16;
 
@@ -130,14 +133,16 @@ pub(crate) fn find_period(data: &[u8], esize: usize) -> Option<usize> {
         .unwrap_or(0)
         .min(half.saturating_sub(NEEDLE));
     let needle = &data[q..q + NEEDLE];
-    let hay = &data[q + 1..(half + q + NEEDLE).min(n)];
+    // Periods up to MAX_PERIOD: on low-entropy data (a few distinct values) the probe's bytes
+    // recur everywhere, and searching half of a large buffer cost 9% of its encoding.
+    let hay = &data[q + 1..(half.min(MAX_PERIOD) + q + NEEDLE).min(n)];
     let finder = memchr::memmem::Finder::new(needle);
     let mut tries = 0;
     for i in finder.find_iter(hay) {
         let p = i + 1;
         // Periods that are not whole elements are real but rare; skip them so a chance match
         // inside an element is not paid for.
-        if p > half || (p % esize != 0 && p > NEEDLE) {
+        if p > half.min(MAX_PERIOD) || (p % esize != 0 && p > NEEDLE) {
             continue;
         }
         if shifted_equal(data, p) {

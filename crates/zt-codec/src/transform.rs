@@ -701,15 +701,24 @@ fn pack_groups<const ES: usize, const PER: usize>(
     mut index: impl FnMut(&[u8; ES]) -> u8,
 ) -> Vec<u8> {
     let bits = 8 / PER;
-    elems
-        .chunks(PER)
-        .map(|group| {
-            group
-                .iter()
-                .enumerate()
-                .fold(0u8, |acc, (k, e)| acc | (index(e) << (k * bits)))
-        })
-        .collect()
+    let (groups, rest) = elems.as_chunks::<PER>();
+    let mut packed = Vec::with_capacity(groups.len() + 1);
+    // Whole groups as fixed-size arrays, so the loop over a group unrolls.
+    packed.extend(groups.iter().map(|g| {
+        let mut byte = 0u8;
+        for (k, e) in g.iter().enumerate() {
+            byte |= index(e) << (k * bits);
+        }
+        byte
+    }));
+    if !rest.is_empty() {
+        let mut byte = 0u8;
+        for (k, e) in rest.iter().enumerate() {
+            byte |= index(e) << (k * bits);
+        }
+        packed.push(byte);
+    }
+    packed
 }
 
 /// Bytes needed for `n` packed `bits`-bit values.
