@@ -200,10 +200,12 @@ pub const MAGIC: &[u8; 4] = frame::MAGIC;
 pub const MAX_DECODED_LEN: u64 = frame::MAX_DECODED_LEN;
 /// Default chunk size of [`Effort::Fast`] and [`Effort::Default`]: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
-/// Default chunk size of [`Effort::Max`]: 4 MiB. Each chunk carries its own rANS tables and
-/// states (a few hundred bytes per stream), which cost ~0.02% of the size of near-random
-/// weights at 1 MiB; larger chunks spend less on them and give up some parallelism.
-pub const MAX_EFFORT_CHUNK_SIZE: usize = 4 << 20;
+/// Default chunk size of [`Effort::Max`]: 32 MiB. Each chunk carries its own rANS tables and
+/// states (a few hundred bytes per stream, ~0.02% of near-random weights at 1 MiB), and a
+/// near-uniform stream (fp16's low mantissa byte) pays for its table only over millions of
+/// elements. The price: one thread per chunk when decoding, and an encoder that holds several
+/// candidate encodings of a chunk at once (a few hundred MiB per thread).
+pub const MAX_EFFORT_CHUNK_SIZE: usize = 32 << 20;
 /// Smallest accepted chunk size: 4 KiB.
 pub const MIN_CHUNK_SIZE: usize = 4 << 10;
 /// Largest accepted chunk size: 64 MiB.
