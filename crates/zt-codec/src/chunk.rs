@@ -87,6 +87,15 @@ impl Body {
         }
     }
 
+    /// Byte planes or the layout's field split.
+    fn field(layout: Layout, planes: bool, data: &[u8], p: &Policy) -> Body {
+        if planes {
+            Body::planes(layout, data, p)
+        } else {
+            Body::split(layout, data, p)
+        }
+    }
+
     fn palette(data: &[u8], esize: usize, values: Vec<u64>, p: &Policy) -> Body {
         let bits = transform::palette_bits(values.len());
         let index = transform::palette_indices(data, esize, &values, bits);
@@ -184,8 +193,7 @@ impl Body {
     /// The same kind of body over other elements (the non-zero ones).
     fn rebuild(&self, layout: Layout, data: &[u8], p: &Policy) -> Body {
         match self {
-            Body::Split { planes: false, .. } => Body::split(layout, data, p),
-            Body::Split { planes: true, .. } => Body::planes(layout, data, p),
+            Body::Split { planes, .. } => Body::field(layout, *planes, data, p),
             Body::Palette { values, .. } => {
                 let values: Vec<u64> = values.iter().copied().filter(|&v| v != 0).collect();
                 if values.len() < 2 {
@@ -285,17 +293,8 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     if !policy.exhaustive && zeros < n && 2 * zeros >= n {
         // Mostly zeros (pruned weights, checkpoint deltas): the sparse transform wins, and
         // a body over every element would be built only to have its size estimated.
-        let planes = layout == Layout::F16
-            && policy
-                .f16_planes
-                .unwrap_or_else(|| planes_look_smaller(layout, body, p));
-        let inner = |nz: &[u8]| {
-            if planes {
-                Body::planes(layout, nz, p)
-            } else {
-                Body::split(layout, nz, p)
-            }
-        };
+        let planes = prefer_planes(layout, body, policy);
+        let inner = |nz: &[u8]| Body::field(layout, planes, nz, p);
         let mut out = Vec::with_capacity(data.len() + 64);
         write_sparse(layout, body, n - zeros, inner, p, &mut out);
         out.extend_from_slice(tail);
@@ -308,14 +307,7 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     if !policy.exhaustive && layout == Layout::F16 {
         // fp16's byte planes compete with its field split; a sample picks one, so that only
         // the winner is built.
-        let planes = policy
-            .f16_planes
-            .unwrap_or_else(|| planes_look_smaller(layout, body, p));
-        let base = if planes {
-            Body::planes(layout, body, p)
-        } else {
-            Body::split(layout, body, p)
-        };
+        let base = Body::field(layout, prefer_planes(layout, body, policy), body, p);
         return encode_with(layout, body, tail, base, Some(zeros), policy);
     }
     let split = Body::split(layout, body, p);
@@ -379,6 +371,15 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
         .expect("split is a candidate")
         .0;
     encode_with(layout, body, tail, base, Some(zeros), policy)
+}
+
+/// Whether an fp16 chunk below exhaustive effort uses byte planes: the frame's choice, or the
+/// chunk's own sample. Other layouts use their field split.
+fn prefer_planes(layout: Layout, body: &[u8], policy: &ChunkPolicy) -> bool {
+    layout == Layout::F16
+        && policy
+            .f16_planes
+            .unwrap_or_else(|| planes_look_smaller(layout, body, &policy.stream))
 }
 
 /// Whether byte planes code `body` smaller than `layout`'s field split, by estimates over a

@@ -21,11 +21,12 @@
 //! # How it works
 //!
 //! 1. **Whole-buffer redundancy** (before chunking). If the buffer is one block repeated
-//!    (`data[p..] == data[..len-p]` for a period `p <= len/2`, found by searching for a
-//!    64-byte probe with `memchr::memmem` and verifying in parallel), only the first `p`
-//!    bytes are coded and the rest is one *copy* segment. Otherwise the buffer is cut into
-//!    chunks (1 MiB by default) and a chunk equal to an earlier one (xxh3-128, then compared
-//!    byte for byte) becomes a copy segment; consecutive copies merge.
+//!    (`data[p..] == data[..len-p]` for a period `p <= min(len/2, 8 MiB)`, found by
+//!    searching for a 64-byte probe with `memchr::memmem` and verifying in parallel), only
+//!    the first `p` bytes are coded and the rest is one *copy* segment. Otherwise the buffer
+//!    is cut into chunks (1 MiB by default, 32 MiB at effort max) and a chunk equal to an
+//!    earlier one (a sampled xxh3-128 fingerprint, then compared byte for byte) becomes a
+//!    copy segment; consecutive copies merge.
 //! 2. **Per chunk, a transform** (chunks are coded and decoded in parallel with rayon):
 //!    - *constant*: one element repeated;
 //!    - *field split*: floats are split into an exponent stream, kept pure, and the sign

@@ -562,11 +562,8 @@ pub(crate) fn palette_scan(data: &[u8], esize: usize, max: usize) -> Option<(Vec
             if found.len() > max {
                 return None;
             }
-            let values = found.clone();
-            return Some((
-                values,
-                palette_indices(data, 1, &found, palette_bits(found.len())),
-            ));
+            let packed = palette_indices(data, 1, &found, palette_bits(found.len()));
+            return Some((found, packed));
         }
         2 => {
             // A direct 64 Ki-entry table: a bitset to find the values (8 KiB, in L1), then
@@ -662,7 +659,7 @@ pub(crate) fn palette_indices(data: &[u8], esize: usize, values: &[u64], bits: u
         }
         4 => indices_es::<4>(data, values, bits),
         8 => indices_es::<8>(data, values, bits),
-        // `distinct_values` offers no palette for other element sizes.
+        // `palette_scan` offers no palette for other element sizes.
         _ => unreachable!("palette of {esize}-byte elements"),
     }
 }
@@ -701,22 +698,18 @@ fn pack_groups<const ES: usize, const PER: usize>(
     mut index: impl FnMut(&[u8; ES]) -> u8,
 ) -> Vec<u8> {
     let bits = 8 / PER;
+    let mut byte_of = |group: &[[u8; ES]]| {
+        group
+            .iter()
+            .enumerate()
+            .fold(0u8, |byte, (k, e)| byte | (index(e) << (k * bits)))
+    };
     let (groups, rest) = elems.as_chunks::<PER>();
     let mut packed = Vec::with_capacity(groups.len() + 1);
-    // Whole groups as fixed-size arrays, so the loop over a group unrolls.
-    packed.extend(groups.iter().map(|g| {
-        let mut byte = 0u8;
-        for (k, e) in g.iter().enumerate() {
-            byte |= index(e) << (k * bits);
-        }
-        byte
-    }));
+    // Whole groups are fixed-size arrays, so the fold over one unrolls.
+    packed.extend(groups.iter().map(|g| byte_of(g)));
     if !rest.is_empty() {
-        let mut byte = 0u8;
-        for (k, e) in rest.iter().enumerate() {
-            byte |= index(e) << (k * bits);
-        }
-        packed.push(byte);
+        packed.push(byte_of(rest));
     }
     packed
 }
@@ -742,23 +735,11 @@ pub(crate) fn palette_expand(
     let valid: Vec<bool> = (0..256usize)
         .map(|b| (0..per).all(|k| (b >> (k * usize::from(bits))) & mask < values.len()))
         .collect();
-    let ok = match (esize, bits) {
-        (1, 8) => expand::<1, 1>(packed, values, &valid, out),
-        (1, 4) => expand::<1, 2>(packed, values, &valid, out),
-        (1, 2) => expand::<1, 4>(packed, values, &valid, out),
-        (1, _) => expand::<1, 8>(packed, values, &valid, out),
-        (2, 8) => expand::<2, 1>(packed, values, &valid, out),
-        (2, 4) => expand::<2, 2>(packed, values, &valid, out),
-        (2, 2) => expand::<2, 4>(packed, values, &valid, out),
-        (2, _) => expand::<2, 8>(packed, values, &valid, out),
-        (4, 8) => expand::<4, 1>(packed, values, &valid, out),
-        (4, 4) => expand::<4, 2>(packed, values, &valid, out),
-        (4, 2) => expand::<4, 4>(packed, values, &valid, out),
-        (4, _) => expand::<4, 8>(packed, values, &valid, out),
-        (8, 8) => expand::<8, 1>(packed, values, &valid, out),
-        (8, 4) => expand::<8, 2>(packed, values, &valid, out),
-        (8, 2) => expand::<8, 4>(packed, values, &valid, out),
-        (8, _) => expand::<8, 8>(packed, values, &valid, out),
+    let ok = match esize {
+        1 => expand_bits::<1>(packed, bits, values, &valid, out),
+        2 => expand_bits::<2>(packed, bits, values, &valid, out),
+        4 => expand_bits::<4>(packed, bits, values, &valid, out),
+        8 => expand_bits::<8>(packed, bits, values, &valid, out),
         _ => false,
     };
     if !ok {
@@ -768,6 +749,22 @@ pub(crate) fn palette_expand(
         )));
     }
     Ok(())
+}
+
+/// [`expand`] for `bits`-bit indices.
+fn expand_bits<const ES: usize>(
+    packed: &[u8],
+    bits: u8,
+    values: &[u64],
+    valid: &[bool],
+    out: &mut [u8],
+) -> bool {
+    match bits {
+        8 => expand::<ES, 1>(packed, values, valid, out),
+        4 => expand::<ES, 2>(packed, values, valid, out),
+        2 => expand::<ES, 4>(packed, values, valid, out),
+        _ => expand::<ES, 8>(packed, values, valid, out),
+    }
 }
 
 /// Expands each packed byte into its `PER` elements of `ES` bytes through a table of all 256
