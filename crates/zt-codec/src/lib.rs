@@ -40,8 +40,8 @@
 //!    - *zstd* of the whole chunk (long-distance matching on), *stored* as the last resort,
 //!      so a frame is never more than its header plus one byte per chunk larger than the
 //!      input.
-//! 3. **Per stream, an entropy stage**: stored, constant, order-0 rANS, order-1 rANS, or
-//!    zstd (see [`rans`] for the coder).
+//! 3. **Per stream, an entropy stage**: stored, constant, order-0 rANS, order-1 rANS, zstd,
+//!    or four-stream Huffman (see [`rans`] and [`huffman`] for the coders).
 //!
 //! | dtype | streams (exponent first) |
 //! |---|---|
@@ -52,12 +52,14 @@
 //! | i16..u64 | byte planes, least significant first |
 //! | u8, i8, bool, opaque | the bytes (a palette when at most 16 values) |
 //!
-//! **Effort tiers.** [`Effort::Fast`] picks transforms like the default but codes a stream
-//! with rANS only where it saves at least 1/8 (exponents, indices, bitmaps): near-random
-//! mantissas are stored, so decoding is mostly copies. [`Effort::Default`] chooses the
-//! transform (split, palette, each with or without the sparse split) from byte histograms
-//! (exact for coded streams, a 1/8 sample to dismiss near-random ones) and codes with rANS
-//! wherever it saves 1%. [`Effort::Max`] encodes every candidate for real and keeps the
+//! **Effort tiers.** [`Effort::Default`] chooses the transform (split, palette, each with or
+//! without the sparse split) from byte histograms (exact for coded streams, a 1/8 sample to
+//! dismiss near-random ones) and entropy-codes every stream where that saves 1%: with
+//! Huffman where it costs at most 2.5% more than order-0 rANS (exponents: about 1.8%, for a
+//! decoder several times faster), with rANS where Huffman would lose more (streams dominated
+//! by one byte, such as delta residues and sparse bitmaps). [`Effort::Fast`] does the same
+//! with thresholds of 1/8 and 10%: near-random mantissas are stored, so decoding is mostly
+//! copies and table lookups. [`Effort::Max`] encodes every candidate for real and keeps the
 //! smallest: each transform with and without sparse, order-0 and order-1 rANS and zstd-19
 //! per stream (zstd only when a 64 KiB sample suggests it can win), and whole-chunk
 //! zstd-19. All tiers decode with the same [`decompress`].
@@ -131,6 +133,7 @@
 //!   2 RANS0  u32 length | order-0 rANS stream (layout in `rans`)
 //!   3 RANS1  u32 length | order-1 rANS stream
 //!   4 ZSTD   u32 length | zstd frame decoding to exactly m bytes
+//!   5 HUF    u32 length | four-stream Huffman coding (layout in `huffman`)
 //! ```
 //!
 //! rANS streams (32-bit states in `[2^16, 2^32)`, 16-bit renormalisation, frequencies
@@ -179,6 +182,7 @@ mod bytes;
 mod chunk;
 mod dedup;
 mod frame;
+pub mod huffman;
 mod mem;
 pub mod rans;
 mod stream;
@@ -215,12 +219,13 @@ pub const MAX_CHUNK_SIZE: usize = frame::MAX_CHUNK as usize;
 /// How hard the encoder works. Every tier decodes with the same [`decompress`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Effort {
-    /// Speed first: the same transforms, but rANS only for streams it shrinks by at least
-    /// 1/8 (exponents, palette indices); nearly incompressible streams are stored, so decoding
-    /// is mostly copies.
+    /// Speed first: the same transforms, but entropy coding only for streams it shrinks by at
+    /// least 1/8 (exponents, palette indices), with Huffman unless it costs 10% more than
+    /// rANS; nearly incompressible streams are stored, so decoding is mostly copies.
     Fast,
-    /// Transforms and codings chosen by estimates from byte histograms: rANS wherever it
-    /// saves at least 1%.
+    /// Transforms and codings chosen by estimates from byte histograms: entropy coding
+    /// wherever it saves at least 1%, with Huffman (fast to decode) unless it costs 2.5% more
+    /// than order-0 rANS.
     #[default]
     Default,
     /// Every candidate encoded for real, the smallest kept: each transform with and without
@@ -237,6 +242,7 @@ impl Effort {
                     rans_min_gain: 0.125,
                     exhaustive: false,
                     zstd_level: 1,
+                    huffman_max_loss: Some(0.10),
                 },
                 exhaustive: false,
                 sparse_min_fraction: 0.25,
@@ -247,6 +253,7 @@ impl Effort {
                     rans_min_gain: 0.01,
                     exhaustive: false,
                     zstd_level: 3,
+                    huffman_max_loss: Some(0.025),
                 },
                 exhaustive: false,
                 sparse_min_fraction: 1.0 / 16.0,
@@ -257,6 +264,7 @@ impl Effort {
                     rans_min_gain: 0.0,
                     exhaustive: true,
                     zstd_level: 19,
+                    huffman_max_loss: None,
                 },
                 exhaustive: true,
                 sparse_min_fraction: 1.0 / 256.0,

@@ -7,6 +7,7 @@
 //!   2 RANS0  u32 length | order-0 rANS stream
 //!   3 RANS1  u32 length | order-1 rANS stream
 //!   4 ZSTD   u32 length | zstd frame
+//!   5 HUF    u32 length | Huffman stream (four bitstreams)
 //! ```
 //!
 //! (A fixed-width length lets the encoder write the payload in place and patch its length.)
@@ -17,6 +18,7 @@ use std::ops::Deref;
 use zt_core::Result;
 
 use crate::bytes::{Reader, malformed};
+use crate::huffman;
 use crate::rans::{self, Histogram};
 
 pub(crate) const RAW: u8 = 0;
@@ -24,6 +26,7 @@ pub(crate) const CONST: u8 = 1;
 pub(crate) const RANS0: u8 = 2;
 pub(crate) const RANS1: u8 = 3;
 pub(crate) const ZSTD: u8 = 4;
+pub(crate) const HUF: u8 = 5;
 
 /// How hard the entropy stage tries.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +37,41 @@ pub(crate) struct Policy {
     /// at `zstd_level` included).
     pub exhaustive: bool,
     pub zstd_level: i32,
+    /// Below exhaustive effort: code a stream with Huffman (faster to decode while its codes
+    /// average at most 4 bits) instead of order-0 rANS when it is at most this fraction
+    /// larger. `None`: rANS only.
+    pub huffman_max_loss: Option<f64>,
+}
+
+/// The entropy coding the estimates chose for a stream below exhaustive effort.
+enum Choice {
+    Raw,
+    Rans0,
+    Huffman(Box<[u8; 256]>),
+}
+
+/// Picks the coding of a stream with exact statistics `hist` of `len` bytes (two or more
+/// distinct), and its estimated size including the coder byte.
+fn choose(hist: &Histogram, len: usize, policy: &Policy) -> (Choice, usize) {
+    let rans_est = rans::estimate_o0(hist) + 5;
+    let (mut choice, mut est) = (Choice::Rans0, rans_est);
+    if let Some(loss) = policy.huffman_max_loss
+        && let Some(lens) = huffman::code_lengths(hist)
+    {
+        let huf_est = huffman::coded_size(hist, &lens) + 5;
+        // Huffman decodes faster only while a table lookup yields two or more symbols; at
+        // over 4 bits a symbol (fp16 high bytes, INT8 palette indices) the vector rANS
+        // decoder is faster, and closer to the entropy.
+        let short_codes = huf_est * 2 <= len;
+        if short_codes && huf_est as f64 <= rans_est as f64 * (1.0 + loss) {
+            (choice, est) = (Choice::Huffman(Box::new(lens)), huf_est);
+        }
+    }
+    if (est as f64) <= len as f64 * (1.0 - policy.rans_min_gain) {
+        (choice, est)
+    } else {
+        (Choice::Raw, len + 1)
+    }
 }
 
 /// A stream's byte histogram, exact or from a sample.
@@ -84,12 +122,7 @@ pub(crate) fn estimate(st: &Stats, len: usize, policy: &Policy) -> usize {
     if rans::distinct(&st.hist) <= 1 {
         return 2;
     }
-    let est = rans::estimate_o0(&st.hist) + 5;
-    if (est as f64) <= len as f64 * (1.0 - policy.rans_min_gain) {
-        est
-    } else {
-        len + 1
-    }
+    choose(&st.hist, len, policy).1
 }
 
 /// Appends the coding of `data` (with `st` from [`stats`] of it) to `out`.
@@ -106,12 +139,24 @@ pub(crate) fn encode(data: &[u8], st: &Stats, policy: &Policy, out: &mut Vec<u8>
         encode_best(data, &st.hist, policy, out);
         return;
     }
-    if st.exact && estimate(st, data.len(), policy) <= data.len() {
+    let choice = if st.exact {
+        choose(&st.hist, data.len(), policy).0
+    } else {
+        Choice::Raw
+    };
+    if !matches!(choice, Choice::Raw) {
         // Coded in place; the length is patched in afterwards.
         let start = out.len();
-        out.push(RANS0);
+        out.push(if matches!(choice, Choice::Rans0) {
+            RANS0
+        } else {
+            HUF
+        });
         out.extend_from_slice(&[0; 4]);
-        rans::encode_o0(data, &st.hist, out);
+        match &choice {
+            Choice::Huffman(lens) => huffman::encode(data, lens, out),
+            _ => rans::encode_o0(data, &st.hist, out),
+        }
         let len = out.len() - start - 5;
         if len + 4 < data.len() {
             out[start + 1..start + 5].copy_from_slice(&(len as u32).to_le_bytes());
@@ -232,7 +277,7 @@ pub(crate) fn decode<'a>(r: &mut Reader<'a>, n: usize) -> Result<Decoded<'a>> {
             out.as_mut_slice().fill(b);
             Ok(Decoded::Owned(out))
         }
-        RANS0 | RANS1 | ZSTD => {
+        RANS0 | RANS1 | ZSTD | HUF => {
             let len = r.u32_le("stream length")? as usize;
             let payload = r.take(len, "stream payload")?;
             // The decoded size is bounded by the chunk, which the frame has validated.
@@ -241,6 +286,7 @@ pub(crate) fn decode<'a>(r: &mut Reader<'a>, n: usize) -> Result<Decoded<'a>> {
             match coder {
                 RANS0 => rans::decode_o0(payload, o)?,
                 RANS1 => rans::decode_o1(payload, o)?,
+                HUF => huffman::decode(payload, o)?,
                 _ => zstd_decode_exact(payload, o)?,
             }
             Ok(Decoded::Owned(out))

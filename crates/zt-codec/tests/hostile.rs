@@ -38,7 +38,8 @@ fn sample_frames() -> Vec<(Vec<u8>, Vec<u8>)> {
         (tiled, None),
         (b"hello, hello, hello".to_vec(), None),
     ] {
-        for effort in [Effort::Fast, Effort::Max] {
+        // Fast and Default code the exponent-like streams with Huffman, Max with rANS.
+        for effort in [Effort::Fast, Effort::Default, Effort::Max] {
             let o = CompressOptions {
                 effort,
                 chunk_size: 4096,

@@ -116,8 +116,10 @@ fn gaussian_floats_reach_the_field_entropy() {
     for effort in EFFORTS {
         let f = round_trip(&data, Some(DType::BF16), &opts(effort, 1 << 20));
         let r = ratio(&data, &f);
-        // The field bound is 1.522 (sign+mantissa ~7.98 bits, exponent ~2.53 bits).
-        assert!(r > 1.51, "{effort:?}: bf16 ratio {r}");
+        // The field bound is 1.522 (sign+mantissa ~7.98 bits, exponent ~2.53 bits): within
+        // 1% below Max (Huffman exponents, about 1.8% over their entropy), within 0.5% at Max.
+        let floor = if effort == Effort::Max { 1.515 } else { 1.507 };
+        assert!(r > floor, "{effort:?}: bf16 ratio {r}");
     }
     let data = gaussian(DType::F32, 1 << 19, 0.02, 2);
     let f = round_trip(&data, Some(DType::F32), &CompressOptions::default());
