@@ -302,27 +302,6 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// Whether [`Self::refill_fast`] may read.
-    #[inline(always)]
-    fn can_refill_fast(&self) -> bool {
-        self.pos + 8 <= self.src.len()
-    }
-
-    /// Tops the buffer up to at least 56 bits with one 8-byte load (libdeflate's branch-free
-    /// refill: bits loaded past `avail` of a partial byte are that byte's real bits, loaded
-    /// again next time).
-    #[inline(always)]
-    fn refill_fast(&mut self) {
-        let w = u64::from_le_bytes(
-            self.src[self.pos..self.pos + 8]
-                .try_into()
-                .expect("8 bytes"),
-        );
-        self.buf |= w << self.avail;
-        self.pos += ((63 - self.avail) >> 3) as usize;
-        self.avail |= 56;
-    }
-
     /// Tops the buffer up byte by byte, with zero bytes past the end.
     fn refill_careful(&mut self) {
         while self.avail <= 56 {
@@ -424,6 +403,24 @@ pub fn decode(src: &[u8], out: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// One lookup: up to four symbols stored at `base + *at`, the bits they took shifted out.
+///
+/// The caller guarantees `*at + 4 <= out.len()` for the `out` that `base` points into.
+#[inline(always)]
+fn step(table: &Table, base: *mut u8, buf: &mut u64, at: &mut usize) {
+    let e = table[(*buf & INDEX_MASK) as usize];
+    // SAFETY: `*at + 4 <= out.len()` (the caller's round started with 24 bytes of room in
+    // its segment and has advanced at most 16 before this store).
+    unsafe {
+        base.add(*at)
+            .cast::<[u8; 4]>()
+            .write_unaligned(((e >> 24) as u32).to_le_bytes());
+    }
+    *at += ((e >> 8) & 0xff) as usize;
+    // The shift count is the entry's low byte.
+    *buf >>= e & 63;
+}
+
 /// The hot loop: rounds of five lookups per bitstream (five of at most [`MAX_LEN`] bits fit
 /// in one refill of 56) while every bitstream can refill from 8 whole bytes and every segment
 /// has room for the 4-byte stores (a round advances at most 20 bytes).
@@ -438,26 +435,44 @@ fn fast_rounds(
     const ROUND: usize = 5;
     let base = out.as_mut_ptr();
     debug_assert!(end.iter().all(|&e| e <= out.len()));
-    while (0..STREAMS).all(|k| bits[k].can_refill_fast() && at[k] + 4 * ROUND + 4 <= end[k]) {
-        for b in bits.iter_mut() {
-            b.refill_fast();
+    // Sentinel form: a set bit just above the valid bits, so the lookups need not count the
+    // bits they consume (fewer live registers for four streams); the refill finds the count
+    // again with one leading-zero count.
+    let mut buf: [u64; STREAMS] = std::array::from_fn(|k| {
+        let b = &bits[k];
+        debug_assert!(b.avail < 64);
+        (b.buf & ((1u64 << b.avail) - 1)) | (1u64 << b.avail)
+    });
+    let mut pos: [usize; STREAMS] = std::array::from_fn(|k| bits[k].pos);
+    while (0..STREAMS).all(|k| pos[k] + 8 <= bits[k].src.len() && at[k] + 4 * ROUND + 4 <= end[k]) {
+        for k in 0..STREAMS {
+            let avail = 63 - buf[k].leading_zeros();
+            // Whole bytes that fit below bit 63, so the sentinel stays in the word.
+            let bytes = (63 - avail) >> 3;
+            let src = bits[k].src;
+            let w = u64::from_le_bytes(src[pos[k]..pos[k] + 8].try_into().expect("8 bytes"))
+                & ((1u64 << (8 * bytes)) - 1);
+            buf[k] = (buf[k] ^ (1u64 << avail)) | (w << avail) | (1u64 << (avail + 8 * bytes));
+            pos[k] += bytes as usize;
         }
+        // The four streams in locals, so each stays in a register through the round (an
+        // indexed array was kept in memory, one store-to-load delay per lookup).
+        let [mut b0, mut b1, mut b2, mut b3] = buf;
+        let [mut a0, mut a1, mut a2, mut a3] = *at;
         for _ in 0..ROUND {
-            for k in 0..STREAMS {
-                let e = table[bits[k].peek()];
-                // SAFETY: `at[k] + 4 <= end[k] <= out.len()`: the round started with 24 bytes
-                // of room and has advanced at most 16 before this store.
-                unsafe {
-                    base.add(at[k])
-                        .cast::<[u8; 4]>()
-                        .write_unaligned(((e >> 24) as u32).to_le_bytes());
-                }
-                at[k] += ((e >> 8) & 0xff) as usize;
-                // The shift count is the entry's low byte; `avail` keeps the exact count.
-                bits[k].buf >>= e & 63;
-                bits[k].avail -= (e & 0xff) as u32;
-            }
+            step(table, base, &mut b0, &mut a0);
+            step(table, base, &mut b1, &mut a1);
+            step(table, base, &mut b2, &mut a2);
+            step(table, base, &mut b3, &mut a3);
         }
+        buf = [b0, b1, b2, b3];
+        *at = [a0, a1, a2, a3];
+    }
+    for k in 0..STREAMS {
+        let avail = 63 - buf[k].leading_zeros();
+        bits[k].buf = buf[k] ^ (1u64 << avail);
+        bits[k].avail = avail;
+        bits[k].pos = pos[k];
     }
 }
 
