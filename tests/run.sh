@@ -59,7 +59,7 @@ VIRTUAL_ENV="$root/.venv-py" .venv-py/bin/maturin develop --quiet -m crates/zten
 step "The facade with every optional format (hdf5 links libhdf5)"
 cargo nextest run -p ztensor --features hdf5 --no-fail-fast
 
-step "Miri: the AVX2 rANS and field-split code of zt-codec (its only unsafe outside mmap)"
+step "Miri: the AVX2 rANS, field-split and Huffman store code of zt-codec (its only unsafe outside mmap)"
 # Miri cannot run mmap or FFI, so it checks the pure-Rust unsafe code: the AVX2 kernels, with
 # AVX2 enabled at compile time so that the vector paths are the ones taken. Deterministic floats:
 # miri otherwise perturbs libm results, which changes rANS frequency tables between calls.
