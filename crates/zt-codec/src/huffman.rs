@@ -4,11 +4,12 @@
 //! Why a second entropy coder next to rANS: on the CPUs this codec runs on, a vectorised
 //! rANS step is bound by the gathered table lookup (about 10 cycles per 8 lanes on AMD Zen 3),
 //! which holds an order-0 rANS decoder near 1.2 G symbols/s per core. A Huffman decoder reads
-//! one table entry per up to four symbols: exponent streams (2.5-3 bits a symbol) come out
-//! several times faster. The price is Huffman's rounding of probabilities to powers of two,
-//! about 1.8% of an exponent stream's size (0.45% of a bf16 tensor), so the entropy stage
-//! takes Huffman only where its loss stays under the effort's bound (see
-//! `stream::Policy::huffman_max_loss`) and rANS everywhere else.
+//! one table entry per up to four symbols: exponent streams (2.5-3 bits a symbol) decode about
+//! twice as fast; at 5 bits a symbol and more the two are even. The price is Huffman's
+//! rounding of probabilities to powers of two, about 1.8% of an exponent stream's size (0.45%
+//! of a bf16 tensor), so the entropy stage takes Huffman only for streams of at most 4 bits a
+//! symbol whose loss stays under the effort's bound (see `stream::Policy::huffman_max_loss`),
+//! and rANS everywhere else.
 //!
 //! Stream layout (little-endian):
 //!
@@ -480,24 +481,7 @@ fn fast_rounds(
 mod tests {
     use super::*;
     use crate::rans::histogram;
-
-    fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        *seed >> 33
-    }
-
-    /// Geometric-ish bytes, like float exponents: many short codes and a long tail.
-    fn skewed(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                let r = lcg(&mut s);
-                (120 - (r.trailing_zeros().min(40) as u8)) ^ ((r >> 40) as u8 & 1)
-            })
-            .collect()
-    }
+    use crate::rans::tests::{lcg, skewed};
 
     fn round_trip(data: &[u8]) -> Vec<u8> {
         let lens = code_lengths(&histogram(data)).expect("two symbols");

@@ -235,12 +235,13 @@ pub const MAX_CHUNK_SIZE: usize = frame::MAX_CHUNK as usize;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Effort {
     /// Speed first: the same transforms, but entropy coding only for streams it shrinks by at
-    /// least 1/8 (exponents, palette indices), with Huffman unless it costs 10% more than
-    /// rANS; nearly incompressible streams are stored, so decoding is mostly copies.
+    /// least 1/8 (exponents, palette indices), with Huffman where codes average at most 4 bits
+    /// and cost at most 10% more than rANS; nearly incompressible streams are stored, so
+    /// decoding is mostly copies.
     Fast,
     /// Transforms and codings chosen by estimates from byte histograms: entropy coding
-    /// wherever it saves at least 1%, with Huffman (fast to decode) unless it costs 2.5% more
-    /// than order-0 rANS.
+    /// wherever it saves at least 1%, with Huffman (fast to decode) where codes average at
+    /// most 4 bits and cost at most 2.5% more than order-0 rANS.
     #[default]
     Default,
     /// Every candidate encoded for real, the smallest kept: each transform with and without

@@ -886,10 +886,10 @@ pub fn encode(data: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn lcg(seed: &mut u64) -> u64 {
+    pub(crate) fn lcg(seed: &mut u64) -> u64 {
         *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -897,7 +897,7 @@ mod tests {
     }
 
     /// Bytes with a skewed, exponent-like distribution.
-    fn skewed(n: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn skewed(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed;
         (0..n)
             .map(|_| {
