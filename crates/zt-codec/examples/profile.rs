@@ -111,6 +111,13 @@ fn main() {
         .map_or(CompressOptions::with_effort(effort).chunk_size, |k| k << 10);
     let only = std::env::var("ONLY").unwrap_or_default();
     let (data, dtype, base) = workload(name, mb << 20);
+    if let Ok(path) = std::env::var("DUMP") {
+        // The same bytes for a peer codec (`benchmark/codec_peers.py --file`).
+        std::fs::write(&path, &data).unwrap();
+        if let Some(b) = &base {
+            std::fs::write(format!("{path}.ref"), b).unwrap();
+        }
+    }
     let copts = CompressOptions {
         threads,
         chunk_size,

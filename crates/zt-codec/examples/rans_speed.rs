@@ -1,4 +1,5 @@
-//! Throughput of the hand-written rANS against `constriction` on a bf16 exponent stream.
+//! Throughput of the hand-written rANS against `constriction` on a bf16 exponent stream, and of
+//! the Huffman coder beside rANS on exponents, fp16 high bytes and INT8 palette indices.
 //!
 //! `cargo run --release -p zt-codec --example rans_speed [MiB]`
 
@@ -11,20 +12,41 @@ use zt_codec::{huffman, rans};
 
 /// Exponent bytes of bf16 Gaussian(0, 0.02) samples (xorshift + Box-Muller).
 fn exponents(n: usize) -> Vec<u8> {
+    gaussians(n)
+        .map(|g| ((g as f32).to_bits() >> 23) as u8)
+        .collect()
+}
+
+/// High bytes (sign, 5 exponent bits, 2 mantissa bits) of fp16 Gaussian(0, 0.02) samples.
+fn f16_high_bytes(n: usize) -> Vec<u8> {
+    gaussians(n)
+        .map(|g| (half::f16::from_f64(g).to_bits() >> 8) as u8)
+        .collect()
+}
+
+/// INT8 indices of Gaussian(0, 0.02) samples quantized per tensor (scale max/127), as a
+/// palette of the dequantized values sees them (~6.9 bits a symbol).
+fn int8_indices(n: usize) -> Vec<u8> {
+    let g: Vec<f64> = gaussians(n).collect();
+    let scale = g.iter().fold(0f64, |m, v| m.max(v.abs())) / 127.0;
+    g.iter()
+        .map(|v| ((v / scale).round() + 127.0) as u8)
+        .collect()
+}
+
+/// Gaussian(0, 0.02) samples (xorshift + Box-Muller).
+fn gaussians(n: usize) -> impl Iterator<Item = f64> {
     let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
+    let mut next = move || {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
-    (0..n)
-        .map(|_| {
-            let (u, v) = (next().max(1e-300), next());
-            let g = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * 0.02;
-            ((g as f32).to_bits() >> 23) as u8
-        })
-        .collect()
+    (0..n).map(move |_| {
+        let (u, v) = (next().max(1e-300), next());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * 0.02
+    })
 }
 
 fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
@@ -89,13 +111,15 @@ fn main() {
         n / td
     );
 
-    // Huffman on the same exponents, and on a wider stream (two exponents' worth of
-    // entropy: the pair's low 4 bits each), where a table lookup yields fewer symbols.
-    let wide: Vec<u8> = data
-        .chunks_exact(2)
-        .map(|p| (p[0] & 15) | (p[1] << 4))
-        .collect();
-    for (name, d) in [("exponents", &data), ("wider", &wide)] {
+    // Huffman on the same exponents, and on fp16 high bytes (~5.5 bits a symbol), where a
+    // table lookup yields fewer symbols.
+    let high = f16_high_bytes(mib << 20);
+    let int8 = int8_indices(mib << 20);
+    for (name, d) in [
+        ("exponents", &data),
+        ("fp16 high bytes", &high),
+        ("INT8 indices", &int8),
+    ] {
         let h = rans::histogram(d);
         let lens = huffman::code_lengths(&h).expect("two symbols");
         let (te, enc) = best_of(3, || {

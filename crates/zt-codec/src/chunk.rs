@@ -17,9 +17,12 @@
 //! Streams are coded as described in `stream`. The sparse bitmap has one bit per element, set
 //! for a non-zero element (any byte non-zero), first element in the lowest bit.
 
+use std::mem::MaybeUninit;
+
 use zt_core::Result;
 
 use crate::bytes::{Reader, malformed, put_varint};
+use crate::mem;
 use crate::stream::Stats;
 use crate::stream::{self, Policy};
 use crate::transform::{self, Layout};
@@ -455,12 +458,26 @@ fn encode_with(
     out
 }
 
-/// Decodes one chunk payload (exactly `src`) into `out` (exactly the chunk's length).
-pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [u8]) -> Result<()> {
+/// Decodes one chunk payload (exactly `src`) into `out` (exactly the chunk's length), and
+/// initializes every byte of `out` when it succeeds.
+pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [MaybeUninit<u8>]) -> Result<()> {
     let es = layout.esize();
     let n = out.len() / es;
     let mut r = Reader::new(src);
     let kind = r.u8("chunk transform")?;
+    if let SPLIT | PLANES | PALETTE = kind {
+        // The common cases write the fresh output without zeroing it first.
+        let (body, tail) = out.split_at_mut(n * es);
+        match kind {
+            SPLIT => decode_split(&mut r, layout, body)?,
+            PLANES => decode_split(&mut r, Layout::Planes(es), body)?,
+            _ => decode_palette(&mut r, es, body)?,
+        }
+        let rest = r.take(tail.len(), "chunk tail")?;
+        mem::zeroed(tail).copy_from_slice(rest);
+        return expect_end(&r);
+    }
+    let out = mem::zeroed(out);
     let (body, tail) = out.split_at_mut(n * es);
     match kind {
         STORED => {
@@ -474,17 +491,18 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [u8]) -> Result<()> {
                 c.copy_from_slice(first);
             }
         }
-        SPLIT => decode_split(&mut r, layout, body)?,
-        PLANES => decode_split(&mut r, Layout::Planes(es), body)?,
-        PALETTE => decode_palette(&mut r, es, body)?,
         SPARSE => {
             let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
             let bitmap = stream::decode(&mut r, n.div_ceil(8))?;
             let mut nz = stream::scratch(nonzero * es);
             match r.u8("sparse inner transform")? {
-                SPLIT => decode_split(&mut r, layout, nz.as_mut_slice())?,
-                PLANES => decode_split(&mut r, Layout::Planes(es), nz.as_mut_slice())?,
-                PALETTE => decode_palette(&mut r, es, nz.as_mut_slice())?,
+                SPLIT => decode_split(&mut r, layout, mem::as_uninit(nz.as_mut_slice()))?,
+                PLANES => decode_split(
+                    &mut r,
+                    Layout::Planes(es),
+                    mem::as_uninit(nz.as_mut_slice()),
+                )?,
+                PALETTE => decode_palette(&mut r, es, mem::as_uninit(nz.as_mut_slice()))?,
                 k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
             }
             transform::sparse_merge(&bitmap, &nz, es, body)?;
@@ -505,7 +523,7 @@ fn expect_end(r: &Reader<'_>) -> Result<()> {
     Ok(())
 }
 
-fn decode_split(r: &mut Reader<'_>, layout: Layout, out: &mut [u8]) -> Result<()> {
+fn decode_split(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]) -> Result<()> {
     let n = out.len() / layout.esize();
     let streams = (0..layout.streams())
         .map(|_| stream::decode(r, n))
@@ -515,7 +533,7 @@ fn decode_split(r: &mut Reader<'_>, layout: Layout, out: &mut [u8]) -> Result<()
     Ok(())
 }
 
-fn decode_palette(r: &mut Reader<'_>, esize: usize, out: &mut [u8]) -> Result<()> {
+fn decode_palette(r: &mut Reader<'_>, esize: usize, out: &mut [MaybeUninit<u8>]) -> Result<()> {
     let n = out.len() / esize;
     let bits = r.u8("palette index bits")?;
     if ![1, 2, 4, 8].contains(&bits) {

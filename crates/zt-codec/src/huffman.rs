@@ -3,13 +3,14 @@
 //!
 //! Why a second entropy coder next to rANS: on the CPUs this codec runs on, a vectorised
 //! rANS step is bound by the gathered table lookup (about 10 cycles per 8 lanes on AMD Zen 3),
-//! which holds an order-0 rANS decoder near 1.2 G symbols/s per core. A Huffman decoder reads
-//! one table entry per up to four symbols: exponent streams (2.5-3 bits a symbol) decode about
-//! twice as fast; at 5 bits a symbol and more the two are even. The price is Huffman's
-//! rounding of probabilities to powers of two, about 1.8% of an exponent stream's size (0.45%
-//! of a bf16 tensor), so the entropy stage takes Huffman only for streams of at most 4 bits a
-//! symbol whose loss stays under the effort's bound (see `stream::Policy::huffman_max_loss`),
-//! and rANS everywhere else.
+//! which holds an order-0 rANS decoder near 1.25 G symbols/s per core. A Huffman decoder reads
+//! one table entry per up to four symbols: single-thread, bf16 exponents (2.55 bits a symbol)
+//! decode at ~3.4 G symbols/s and fp16 high bytes (5.5 bits) at ~1.5 G/s, while INT8 palette
+//! indices (6.6 bits, mostly one symbol a lookup) drop to ~0.95 G/s (`--example rans_speed`).
+//! The price is Huffman's rounding of probabilities to powers of two: about 1.8% of an
+//! exponent stream's size (0.45% of a bf16 tensor), 0.5% of an fp16 high-byte stream. So the
+//! entropy stage takes Huffman only for streams of at most 6 bits a symbol whose loss stays
+//! under the effort's bound (see `stream::Policy::huffman_max_loss`), and rANS everywhere else.
 //!
 //! Stream layout (little-endian):
 //!
@@ -79,31 +80,71 @@ pub fn code_lengths(hist: &Histogram) -> Option<[u8; 256]> {
         depth[node] = depth[parent[node]] + 1;
     }
 
-    // Count codes per length with the long ones clamped to MAX_LEN, then restore Kraft's
-    // equality by moving codes down (miniz's method): each round removes one code from the
-    // longest length and splits a shorter one, which keeps the count and lowers the sum by 1.
+    // Where the optimal code is too long, the optimal code under the limit instead.
     let max = MAX_LEN as usize;
-    let mut per_len = [0u32; 64];
-    for &d in &depth[..n] {
-        per_len[(d as usize).min(max)] += 1;
-    }
-    let mut kraft: u64 = (1..=max).map(|l| u64::from(per_len[l]) << (max - l)).sum();
-    while kraft > 1 << max {
-        per_len[max] -= 1;
-        if let Some(l) = (1..max).rev().find(|&l| per_len[l] > 0) {
-            per_len[l] -= 1;
-            per_len[l + 1] += 2;
-        }
-        kraft -= 1;
-    }
+    let lens_sorted: Vec<u8> = if depth[..n].iter().any(|&d| d as usize > max) {
+        let weights: Vec<u64> = syms.iter().map(|&(c, _)| u64::from(c)).collect();
+        package_merge(&weights, max)
+    } else {
+        depth[..n].iter().map(|&d| d as u8).collect()
+    };
 
     // The most frequent symbols get the shortest codes.
+    let mut sorted = lens_sorted;
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
     let mut lens = [0u8; 256];
-    let mut by_len = (1..=max).flat_map(|l| std::iter::repeat_n(l as u8, per_len[l] as usize));
-    for &(_, s) in syms.iter().rev() {
-        lens[usize::from(s)] = by_len.next().expect("one length per symbol");
+    for (&(_, s), &l) in syms.iter().zip(&sorted) {
+        lens[usize::from(s)] = l;
     }
     Some(lens)
+}
+
+/// Optimal code lengths of at most `limit` bits for `weights` (ascending, at least two,
+/// `2^limit >= weights.len()`), by package-merge (Larmore and Hirschberg): the lengths of
+/// the cheapest 2n-2 items of the top list, where each level's list merges the leaves with
+/// the pairs of the level below. Replaced clamping plus a Kraft fix-up (miniz's), which cost
+/// fp16 high bytes 0.1% against the optimum.
+fn package_merge(weights: &[u64], limit: usize) -> Vec<u8> {
+    let n = weights.len();
+    debug_assert!(n >= 2 && (limit >= usize::BITS as usize || n <= 1 << limit));
+    debug_assert!(weights.windows(2).all(|w| w[0] <= w[1]));
+    // Lists from the deepest level up; an item is (weight, is a leaf).
+    let mut levels: Vec<Vec<(u64, bool)>> = Vec::with_capacity(limit);
+    levels.push(weights.iter().map(|&w| (w, true)).collect());
+    for _ in 1..limit {
+        let below = levels.last().expect("one level");
+        let mut packages = below.chunks_exact(2).map(|p| p[0].0 + p[1].0).peekable();
+        let mut list = Vec::with_capacity(n + below.len() / 2);
+        let mut leaves = weights.iter().peekable();
+        loop {
+            // Leaves first on ties: fewer packages keep codes shorter for equal cost.
+            match (leaves.peek(), packages.peek()) {
+                (Some(&&l), Some(&p)) if l <= p => {
+                    list.push((*leaves.next().expect("peeked"), true))
+                }
+                (_, Some(_)) => list.push((packages.next().expect("peeked"), false)),
+                (Some(_), None) => list.push((*leaves.next().expect("peeked"), true)),
+                (None, None) => break,
+            }
+        }
+        levels.push(list);
+    }
+    // Each leaf among the items taken at a level lengthens its code by one; the leaves taken
+    // are always the lightest ones. A package taken at one level takes two items below.
+    let mut lens = vec![0u8; n];
+    let mut take = 2 * n - 2;
+    for list in levels.iter().rev() {
+        let taken = &list[..take.min(list.len())];
+        let leaves = taken.iter().filter(|&&(_, leaf)| leaf).count();
+        for l in &mut lens[..leaves] {
+            *l += 1;
+        }
+        take = 2 * (taken.len() - leaves);
+        if take == 0 {
+            break;
+        }
+    }
+    lens
 }
 
 /// Canonical codes for `lens`, bit-reversed for LSB-first output: `code | len << 16`.
@@ -404,28 +445,28 @@ pub fn decode(src: &[u8], out: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// One lookup: up to four symbols stored at `base + *at`, the bits they took shifted out.
+/// One lookup: up to four symbols stored at `*dst`, which moves past the ones decoded, and
+/// the bits they took shifted out of `buf`.
 ///
-/// The caller guarantees `*at + 4 <= out.len()` for the `out` that `base` points into.
+/// The caller guarantees 4 writable bytes at `*dst`.
 #[inline(always)]
-fn step(table: &Table, base: *mut u8, buf: &mut u64, at: &mut usize) {
+fn step(table: &Table, buf: &mut u64, dst: &mut *mut u8) {
     let e = table[(*buf & INDEX_MASK) as usize];
-    // SAFETY: `*at + 4 <= out.len()` (the caller's round started with 24 bytes of room in
-    // its segment and has advanced at most 16 before this store).
+    // SAFETY: the caller's round started with 24 bytes of room in this segment and has
+    // advanced at most 16 before this store.
     unsafe {
-        base.add(*at)
-            .cast::<[u8; 4]>()
+        dst.cast::<[u8; 4]>()
             .write_unaligned(((e >> 24) as u32).to_le_bytes());
+        *dst = dst.add(((e >> 8) & 0xff) as usize);
     }
-    *at += ((e >> 8) & 0xff) as usize;
     // The shift count is the entry's low byte.
     *buf >>= e & 63;
 }
 
-/// The hot loop: rounds of five lookups per bitstream (five of at most [`MAX_LEN`] bits fit
-/// in one refill of 56) while every bitstream can refill from 8 whole bytes and every segment
-/// has room for the 4-byte stores (a round advances at most 20 bytes).
-#[inline(always)]
+/// The hot loop (see [`fast_rounds_with`]), built with BMI2 where the CPU has it: its
+/// shifts take their count from any register and leave the flags alone, which frees the
+/// registers that four streams need (without it the loop spilled a stream's position to the
+/// stack, a store-to-load delay on every lookup).
 fn fast_rounds(
     table: &Table,
     bits: &mut [Bits<'_>; STREAMS],
@@ -433,9 +474,53 @@ fn fast_rounds(
     at: &mut [usize; STREAMS],
     end: &[usize; STREAMS],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("bmi2") && std::arch::is_x86_feature_detected!("lzcnt") {
+        // SAFETY: BMI2 and LZCNT are available (checked above).
+        unsafe { fast_rounds_bmi2(table, bits, out, at, end) };
+        return;
+    }
+    fast_rounds_with(table, bits, out, at, end);
+}
+
+/// [`fast_rounds_with`] compiled for BMI2 and LZCNT.
+///
+/// # Safety
+/// The CPU must support BMI2 and LZCNT.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2,lzcnt")]
+unsafe fn fast_rounds_bmi2(
+    table: &Table,
+    bits: &mut [Bits<'_>; STREAMS],
+    out: &mut [u8],
+    at: &mut [usize; STREAMS],
+    end: &[usize; STREAMS],
+) {
+    fast_rounds_with(table, bits, out, at, end);
+}
+
+/// The hot loop: rounds of five lookups per bitstream (five of at most [`MAX_LEN`] bits fit
+/// in one refill of 56), as many rounds at a time as every bitstream can refill from 8 whole
+/// bytes and every segment has room for the 4-byte stores, counted before they start so that
+/// the rounds themselves check nothing.
+#[inline(always)]
+fn fast_rounds_with(
+    table: &Table,
+    bits: &mut [Bits<'_>; STREAMS],
+    out: &mut [u8],
+    at: &mut [usize; STREAMS],
+    end: &[usize; STREAMS],
+) {
     const ROUND: usize = 5;
+    // A refill takes at most 7 bytes; a round writes at most 4 symbols per lookup.
+    const REFILL_MAX: usize = 7;
+    const ROUND_OUT: usize = 4 * ROUND;
     let base = out.as_mut_ptr();
-    debug_assert!(end.iter().all(|&e| e <= out.len()));
+    assert!(
+        end.iter()
+            .zip(at.iter())
+            .all(|(&e, &a)| a <= e && e <= out.len())
+    );
     // Sentinel form: a set bit just above the valid bits, so the lookups need not count the
     // bits they consume (fewer live registers for four streams); the refill finds the count
     // again with one leading-zero count.
@@ -445,36 +530,83 @@ fn fast_rounds(
         (b.buf & ((1u64 << b.avail) - 1)) | (1u64 << b.avail)
     });
     let mut pos: [usize; STREAMS] = std::array::from_fn(|k| bits[k].pos);
-    while (0..STREAMS).all(|k| pos[k] + 8 <= bits[k].src.len() && at[k] + 4 * ROUND + 4 <= end[k]) {
-        for k in 0..STREAMS {
-            let avail = 63 - buf[k].leading_zeros();
-            // Whole bytes that fit below bit 63, so the sentinel stays in the word.
-            let bytes = (63 - avail) >> 3;
-            let src = bits[k].src;
-            let w = u64::from_le_bytes(src[pos[k]..pos[k] + 8].try_into().expect("8 bytes"))
-                & ((1u64 << (8 * bytes)) - 1);
-            buf[k] = (buf[k] ^ (1u64 << avail)) | (w << avail) | (1u64 << (avail + 8 * bytes));
-            pos[k] += bytes as usize;
+    // The four write positions as pointers (one register each, no base).
+    let mut dst: [*mut u8; STREAMS] = std::array::from_fn(|k| {
+        // SAFETY: `at[k] <= end[k] <= out.len()` (asserted above).
+        unsafe { base.add(at[k]) }
+    });
+    let src: [*const u8; STREAMS] = std::array::from_fn(|k| bits[k].src.as_ptr());
+    loop {
+        // Rounds every stream can run: round r (from 0) reads 8 bytes at most 7r bytes on
+        // and starts at most 20r bytes on with 24 bytes of room left.
+        let rounds = (0..STREAMS)
+            .map(|k| {
+                let len = bits[k].src.len();
+                let room = end[k] - (dst[k] as usize - base as usize);
+                let by_src = if len.saturating_sub(pos[k]) >= 8 {
+                    (len - pos[k] - 8) / REFILL_MAX + 1
+                } else {
+                    0
+                };
+                let by_out = if room >= ROUND_OUT + 4 {
+                    (room - ROUND_OUT - 4) / ROUND_OUT + 1
+                } else {
+                    0
+                };
+                by_src.min(by_out)
+            })
+            .min()
+            .unwrap_or(0);
+        if rounds == 0 {
+            break;
         }
-        // The four streams in locals, so each stays in a register through the round (an
-        // indexed array was kept in memory, one store-to-load delay per lookup).
+        // The streams in locals, so each stays in a register through the rounds.
         let [mut b0, mut b1, mut b2, mut b3] = buf;
-        let [mut a0, mut a1, mut a2, mut a3] = *at;
-        for _ in 0..ROUND {
-            step(table, base, &mut b0, &mut a0);
-            step(table, base, &mut b1, &mut a1);
-            step(table, base, &mut b2, &mut a2);
-            step(table, base, &mut b3, &mut a3);
+        let [mut d0, mut d1, mut d2, mut d3] = dst;
+        let [mut p0, mut p1, mut p2, mut p3] = pos;
+        for _ in 0..rounds {
+            // SAFETY: `rounds` was counted so that every refill of these rounds reads 8 bytes
+            // inside its bitstream and every store stays in its segment.
+            unsafe {
+                refill(&mut b0, src[0], &mut p0);
+                refill(&mut b1, src[1], &mut p1);
+                refill(&mut b2, src[2], &mut p2);
+                refill(&mut b3, src[3], &mut p3);
+            }
+            for _ in 0..ROUND {
+                step(table, &mut b0, &mut d0);
+                step(table, &mut b1, &mut d1);
+                step(table, &mut b2, &mut d2);
+                step(table, &mut b3, &mut d3);
+            }
         }
         buf = [b0, b1, b2, b3];
-        *at = [a0, a1, a2, a3];
+        dst = [d0, d1, d2, d3];
+        pos = [p0, p1, p2, p3];
     }
     for k in 0..STREAMS {
         let avail = 63 - buf[k].leading_zeros();
         bits[k].buf = buf[k] ^ (1u64 << avail);
         bits[k].avail = avail;
         bits[k].pos = pos[k];
+        at[k] = dst[k] as usize - base as usize;
     }
+}
+
+/// Tops the sentinel-form `buf` up with the whole bytes that fit below bit 63, read from
+/// `src + *pos`, which moves past them (at most 7).
+///
+/// # Safety
+/// 8 bytes at `src + *pos` must be readable.
+#[inline(always)]
+unsafe fn refill(buf: &mut u64, src: *const u8, pos: &mut usize) {
+    let avail = 63 - buf.leading_zeros();
+    let bytes = (63 - avail) >> 3;
+    // SAFETY: the caller guarantees 8 readable bytes at `src + *pos`.
+    let w = u64::from_le(unsafe { src.add(*pos).cast::<u64>().read_unaligned() })
+        & ((1u64 << (8 * bytes)) - 1);
+    *buf = (*buf ^ (1u64 << avail)) | (w << avail) | (1u64 << (avail + 8 * bytes));
+    *pos += bytes as usize;
 }
 
 #[cfg(test)]
@@ -555,6 +687,55 @@ mod tests {
         assert!(lens.iter().all(|&l| u32::from(l) <= MAX_LEN));
         let (c, opt) = (cost(&hist, &lens), optimal_bits(&hist));
         assert!(c >= opt && (c as f64) < opt as f64 * 1.05, "{c} vs {opt}");
+        // The longest codes go to the rarest symbols.
+        assert!(lens[..30].windows(2).all(|w| w[0] >= w[1]), "{lens:?}");
+    }
+
+    /// The cheapest lengths of at most `limit` bits with Kraft's sum at most 1, by trying
+    /// every assignment (tiny alphabets only).
+    fn brute_force_limited(weights: &[u64], limit: u8) -> u64 {
+        let n = weights.len() as u32;
+        let mut best = u64::MAX;
+        for code in 0..u64::from(limit).pow(n) {
+            let mut c = code;
+            let (mut kraft, mut cost) = (0u64, 0u64);
+            for &w in weights {
+                let len = (c % u64::from(limit)) as u8 + 1;
+                c /= u64::from(limit);
+                kraft += 1 << (limit - len);
+                cost += w * u64::from(len);
+            }
+            if kraft <= 1 << limit {
+                best = best.min(cost);
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn package_merge_is_optimal_under_the_limit() {
+        let mut s = 7;
+        for round in 0..60usize {
+            let n = 2 + round % 6;
+            let limit = (usize::BITS - (n - 1).leading_zeros()) as u8 + (round % 3) as u8;
+            // Skewed weights so that the limit often binds.
+            let mut weights: Vec<u64> = (0..n).map(|i| (lcg(&mut s) % 50 + 1) << (i * 2)).collect();
+            weights.sort_unstable();
+            let lens = package_merge(&weights, usize::from(limit));
+            assert!(lens.iter().all(|&l| (1..=limit).contains(&l)), "{lens:?}");
+            let kraft: u64 = lens.iter().map(|&l| 1u64 << (limit - l)).sum();
+            assert_eq!(kraft, 1 << limit, "complete code for {weights:?}");
+            let cost: u64 = weights
+                .iter()
+                .zip(&lens)
+                .map(|(&w, &l)| w * u64::from(l))
+                .sum();
+            assert_eq!(
+                cost,
+                brute_force_limited(&weights, limit),
+                "{weights:?} limit {limit}"
+            );
+        }
     }
 
     #[test]

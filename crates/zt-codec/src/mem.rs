@@ -1,4 +1,6 @@
-//! Memory advice for large output buffers.
+//! Output buffers: memory advice for large ones, and views of uninitialized memory.
+
+use std::mem::MaybeUninit;
 
 /// Asks the kernel to back the 2 MiB-aligned part of `ptr..ptr + len` with transparent huge
 /// pages (Linux, where THP is in `madvise` mode as on most distributions). A fresh multi-MiB
@@ -21,4 +23,32 @@ pub(crate) fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, len);
+}
+
+/// Zeroes `buf` and views it as the bytes it now holds.
+pub(crate) fn zeroed(buf: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    // SAFETY: `write_bytes` writes `buf.len()` zero bytes inside `buf`, after which every
+    // byte is initialized and may be viewed as a `u8`.
+    unsafe {
+        std::ptr::write_bytes(buf.as_mut_ptr(), 0, buf.len());
+        assume_init(buf)
+    }
+}
+
+/// Views initialized bytes as memory that may hold uninitialized bytes (to share one decode
+/// path between a fresh buffer and a caller's).
+pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and every `u8` is a valid
+    // `MaybeUninit<u8>`. The callers write only initialized bytes through the view, so the
+    // original slice stays initialized.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// Views `buf` as bytes.
+///
+/// # Safety
+/// Every byte of `buf` must be initialized.
+pub(crate) unsafe fn assume_init(buf: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    // SAFETY: the caller guarantees that every byte is initialized; the layouts are equal.
+    unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) }
 }

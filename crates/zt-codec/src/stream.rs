@@ -38,10 +38,14 @@ pub(crate) struct Policy {
     pub exhaustive: bool,
     pub zstd_level: i32,
     /// Below exhaustive effort: code a stream with Huffman (faster to decode while its codes
-    /// average at most 4 bits) instead of order-0 rANS when it is at most this fraction
-    /// larger. `None`: rANS only.
+    /// average at most 6 bits) instead of order-0 rANS when it is at most this fraction
+    /// larger (at most [`LONG_CODES_MAX_LOSS`] over 4 bits a symbol). `None`: rANS only.
     pub huffman_max_loss: Option<f64>,
 }
+
+/// The most Huffman may cost above rANS on a stream of 4-6 bits a symbol, where it decodes
+/// only ~1.2x faster (packed 4-bit palette index pairs lose ~1% and keep rANS).
+const LONG_CODES_MAX_LOSS: f64 = 0.005;
 
 /// The entropy coding the estimates chose for a stream below exhaustive effort.
 enum Choice {
@@ -59,11 +63,18 @@ fn choose(hist: &Histogram, len: usize, policy: &Policy) -> (Choice, usize) {
         && let Some(lens) = huffman::code_lengths(hist)
     {
         let huf_est = huffman::coded_size(hist, &lens) + 5;
-        // Huffman decodes faster only while a table lookup yields two or more symbols; at
-        // over 4 bits a symbol (fp16 high bytes, INT8 palette indices) the vector rANS
-        // decoder is faster, and closer to the entropy.
-        let short_codes = huf_est * 2 <= len;
-        if short_codes && huf_est as f64 <= rans_est as f64 * (1.0 + loss) {
+        // Huffman decodes faster only while a table lookup often yields two or more
+        // symbols: much faster at 4 bits a symbol or less (exponents), somewhat up to 6
+        // (fp16 high bytes: 1.2x, for a loss of ~0.2%), and no faster beyond (INT8 palette
+        // indices), where the vector rANS decoder is also closer to the entropy.
+        let loss = if huf_est * 2 <= len {
+            loss
+        } else if huf_est * 4 <= len * 3 {
+            loss.min(LONG_CODES_MAX_LOSS)
+        } else {
+            -1.0
+        };
+        if huf_est as f64 <= rans_est as f64 * (1.0 + loss) {
             (choice, est) = (Choice::Huffman(Box::new(lens)), huf_est);
         }
     }

@@ -126,11 +126,13 @@ fn gaussian_floats_reach_the_field_entropy() {
     assert!(ratio(&data, &f) > 1.17, "fp32 ratio {}", ratio(&data, &f));
     let data = gaussian(DType::F16, 1 << 19, 0.02, 3);
     // The PLANES transform codes the high byte (sign, exponent, top mantissa bits) as one
-    // symbol: order-0 bound 1.1886, where the field split's is 1.1843.
+    // symbol: order-0 bound 1.1886, where the field split's is 1.1843. Below Max the high
+    // bytes take Huffman (~0.4% over rANS on that stream, for a 1.2x faster decoder).
     for effort in EFFORTS {
         let f = round_trip(&data, Some(DType::F16), &opts(effort, 1 << 20));
         let r = ratio(&data, &f);
-        assert!(r > 1.187, "{effort:?}: fp16 ratio {r}");
+        let floor = if effort == Effort::Max { 1.187 } else { 1.185 };
+        assert!(r > floor, "{effort:?}: fp16 ratio {r}");
     }
     // fp32 holding bf16 values: the low mantissa bytes are constant.
     let wide: Vec<u8> = gaussian(DType::BF16, 1 << 19, 0.02, 4)
