@@ -465,13 +465,14 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [MaybeUninit<u8>]) ->
     let n = out.len() / es;
     let mut r = Reader::new(src);
     let kind = r.u8("chunk transform")?;
-    if let SPLIT | PLANES | PALETTE = kind {
+    if let SPLIT | PLANES | PALETTE | SPARSE = kind {
         // The common cases write the fresh output without zeroing it first.
         let (body, tail) = out.split_at_mut(n * es);
         match kind {
             SPLIT => decode_split(&mut r, layout, body)?,
             PLANES => decode_split(&mut r, Layout::Planes(es), body)?,
-            _ => decode_palette(&mut r, es, body)?,
+            PALETTE => decode_palette(&mut r, es, body)?,
+            _ => decode_sparse(&mut r, layout, body)?,
         }
         let rest = r.take(tail.len(), "chunk tail")?;
         mem::zeroed(tail).copy_from_slice(rest);
@@ -491,22 +492,6 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [MaybeUninit<u8>]) ->
                 c.copy_from_slice(first);
             }
         }
-        SPARSE => {
-            let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
-            let bitmap = stream::decode(&mut r, n.div_ceil(8))?;
-            let mut nz = stream::scratch(nonzero * es);
-            match r.u8("sparse inner transform")? {
-                SPLIT => decode_split(&mut r, layout, mem::as_uninit(nz.as_mut_slice()))?,
-                PLANES => decode_split(
-                    &mut r,
-                    Layout::Planes(es),
-                    mem::as_uninit(nz.as_mut_slice()),
-                )?,
-                PALETTE => decode_palette(&mut r, es, mem::as_uninit(nz.as_mut_slice()))?,
-                k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
-            }
-            transform::sparse_merge(&bitmap, &nz, es, body)?;
-        }
         k => return Err(malformed(format!("unknown chunk transform {k}"))),
     }
     tail.copy_from_slice(r.take(tail.len(), "chunk tail")?);
@@ -521,6 +506,23 @@ fn expect_end(r: &Reader<'_>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A SPARSE body: bitmap, inner transform over the non-zero elements, then the merge.
+fn decode_sparse(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]) -> Result<()> {
+    let es = layout.esize();
+    let n = out.len() / es;
+    let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
+    let bitmap = stream::decode(r, n.div_ceil(8))?;
+    let mut nz = stream::scratch(nonzero * es);
+    let nz_out = mem::as_uninit(nz.as_mut_slice());
+    match r.u8("sparse inner transform")? {
+        SPLIT => decode_split(r, layout, nz_out)?,
+        PLANES => decode_split(r, Layout::Planes(es), nz_out)?,
+        PALETTE => decode_palette(r, es, nz_out)?,
+        k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
+    }
+    transform::sparse_merge(&bitmap, &nz, es, out)
 }
 
 fn decode_split(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]) -> Result<()> {

@@ -501,16 +501,24 @@ pub fn decompress_delta_with(
     opts: &DecompressOptions,
 ) -> Result<Vec<u8>> {
     let h = frame::parse(frame)?;
-    check_reference(&h, reference)?;
+    check_reference_shape(&h, reference)?;
     let mut out = alloc_output(h.decoded_len, opts)?;
     let n = out.capacity();
     with_pool(opts.threads, || {
-        decode_delta(
-            frame,
-            &h,
-            reference,
-            Out::fresh(&mut out.spare_capacity_mut()[..n]),
-        )
+        // The reference's digest (one serial pass) is checked beside the parallel decode;
+        // on a mismatch the decoded bytes are dropped, and the error says why.
+        let (digest, decoded) = rayon::join(
+            || check_reference_digest(&h, reference),
+            || {
+                decode_delta(
+                    frame,
+                    &h,
+                    reference,
+                    Out::fresh(&mut out.spare_capacity_mut()[..n]),
+                )
+            },
+        );
+        digest.and(decoded)
     })?;
     // SAFETY: `decode_delta` succeeded on a fresh output, so it initialized all `n` bytes.
     unsafe { out.set_len(n) };
@@ -545,13 +553,7 @@ pub fn decompress_delta_into_with(
     })
 }
 
-/// Checks that `reference` is the one the delta frame was made against (length, then xxh3-128).
-fn check_reference(h: &frame::Header, reference: &[u8]) -> Result<()> {
-    check_reference_shape(h, reference)?;
-    check_reference_digest(h, reference)
-}
-
-/// The cheap half of [`check_reference`]: a delta frame, and a reference of its length.
+/// The cheap half of the reference check: a delta frame, and a reference of its length.
 fn check_reference_shape(h: &frame::Header, reference: &[u8]) -> Result<()> {
     let Some(d) = h.delta else {
         return Err(Error::InvalidArgument(

@@ -916,7 +916,14 @@ fn sparse_split_words<const ES: usize>(data: &[u8], bitmap: &mut [u8], nz: &mut 
 }
 
 /// Inverse of [`sparse_split`]. Fails when the bitmap and the non-zero count disagree.
-pub(crate) fn sparse_merge(bitmap: &[u8], nz: &[u8], esize: usize, out: &mut [u8]) -> Result<()> {
+/// Writes the elements back from the bitmap and the non-zero elements, initializing every
+/// byte of `out` (zero elements included) when it succeeds.
+pub(crate) fn sparse_merge(
+    bitmap: &[u8],
+    nz: &[u8],
+    esize: usize,
+    out: &mut [MaybeUninit<u8>],
+) -> Result<()> {
     let n = out.len() / esize;
     let ones: usize = bitmap.iter().map(|b| b.count_ones() as usize).sum();
     let spare_bits = bitmap.len() * 8 - n;
@@ -933,7 +940,7 @@ pub(crate) fn sparse_merge(bitmap: &[u8], nz: &[u8], esize: usize, out: &mut [u8
         8 => sparse_merge_es::<8>(bitmap, nz, out),
         _ => {
             let mut src = nz.chunks_exact(esize);
-            for (i, c) in out.chunks_exact_mut(esize).enumerate() {
+            for (i, c) in mem::zeroed(out).chunks_exact_mut(esize).enumerate() {
                 if bitmap[i / 8] & (1 << (i % 8)) != 0 {
                     c.copy_from_slice(src.next().expect("counted"));
                 } else {
@@ -947,7 +954,7 @@ pub(crate) fn sparse_merge(bitmap: &[u8], nz: &[u8], esize: usize, out: &mut [u8
 
 /// Merge for fixed element sizes: SSSE3 shuffles for 2- and 4-byte elements where the CPU has
 /// them, then [`sparse_merge_words`] for the rest.
-fn sparse_merge_es<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
+fn sparse_merge_es<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [MaybeUninit<u8>]) {
     #[allow(unused_mut)]
     let (mut bytes, mut at) = (0usize, 0usize);
     #[cfg(target_arch = "x86_64")]
@@ -956,11 +963,14 @@ fn sparse_merge_es<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
         // store itself.
         (bytes, at) = unsafe { ssse3::merge::<ES>(bitmap, nz, out) };
     }
-    sparse_merge_words::<ES>(&bitmap[bytes..], &nz[at..], &mut out[bytes * 8 * ES..]);
+    // The rest (all of it without SSSE3) is zeroed first: the word loop sets non-zero
+    // elements only.
+    let rest = mem::zeroed(&mut out[bytes * 8 * ES..]);
+    sparse_merge_words::<ES>(&bitmap[bytes..], &nz[at..], rest);
 }
 
-/// Merge for fixed element sizes, 64 elements per bitmap word: the group is zeroed, then each
-/// set bit takes the next non-zero element (one loop trip per non-zero element, not per element).
+/// Merge for fixed element sizes, 64 elements per bitmap word, into zeroed `out`: each set bit
+/// takes the next non-zero element (one loop trip per non-zero element, not per element).
 fn sparse_merge_words<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8]) {
     let (values, _) = nz.as_chunks::<ES>();
     let (elems, _) = out.as_chunks_mut::<ES>();
@@ -969,7 +979,6 @@ fn sparse_merge_words<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8])
         let mut w = [0u8; 8];
         w[..word.len()].copy_from_slice(word);
         let mut bits = u64::from_le_bytes(w);
-        group.fill([0u8; ES]);
         while bits != 0 {
             let j = bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -985,6 +994,7 @@ fn sparse_merge_words<const ES: usize>(bitmap: &[u8], nz: &[u8], out: &mut [u8])
 #[cfg(target_arch = "x86_64")]
 mod ssse3 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// Shuffle controls that gather the set elements of an `8 * ES / 16`-element step (mask
     /// `m`) to the front (`compress`) or spread the front elements to the set positions
@@ -1076,7 +1086,7 @@ mod ssse3 {
     pub(super) unsafe fn merge<const ES: usize>(
         bitmap: &[u8],
         nz: &[u8],
-        out: &mut [u8],
+        out: &mut [MaybeUninit<u8>],
     ) -> (usize, usize) {
         let expand = if ES == 2 { &TABLES_2.1 } else { &TABLES_4.1 };
         let steps = 8 * ES / 16;
@@ -1201,12 +1211,12 @@ mod tests {
         assert_eq!(zeros, 34);
         let (bitmap, nz) = sparse_split(&data, 4, 101 - zeros);
         let mut back = vec![1u8; data.len()];
-        sparse_merge(&bitmap, &nz, 4, &mut back).unwrap();
+        sparse_merge(&bitmap, &nz, 4, mem::as_uninit(&mut back)).unwrap();
         assert_eq!(back, data);
-        assert!(sparse_merge(&bitmap, &nz[4..], 4, &mut back).is_err());
+        assert!(sparse_merge(&bitmap, &nz[4..], 4, mem::as_uninit(&mut back)).is_err());
         let mut high = bitmap.clone();
         *high.last_mut().unwrap() |= 0x80;
-        assert!(sparse_merge(&high, &nz, 4, &mut back).is_err());
+        assert!(sparse_merge(&high, &nz, 4, mem::as_uninit(&mut back)).is_err());
         // Every element size, over every density (the vector paths and their scalar tails).
         for es in [2usize, 4, 8] {
             for keep in [1usize, 2, 3, 7] {
@@ -1220,7 +1230,7 @@ mod tests {
                 let (bitmap, nz) = sparse_split(&data, es, nonzero);
                 assert_eq!(nz.len(), nonzero * es);
                 let mut back = vec![1u8; data.len()];
-                sparse_merge(&bitmap, &nz, es, &mut back).unwrap();
+                sparse_merge(&bitmap, &nz, es, mem::as_uninit(&mut back)).unwrap();
                 assert_eq!(back, data, "esize {es}, every {keep}th kept");
             }
         }
