@@ -475,7 +475,7 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [MaybeUninit<u8>]) ->
             _ => decode_sparse(&mut r, layout, body)?,
         }
         let rest = r.take(tail.len(), "chunk tail")?;
-        mem::zeroed(tail).copy_from_slice(rest);
+        mem::write(tail, rest);
         return expect_end(&r);
     }
     let out = mem::zeroed(out);

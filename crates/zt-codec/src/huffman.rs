@@ -26,6 +26,8 @@
 //! code with at least two symbols; a bitstream must end within its last byte, padded with
 //! zero bits.
 
+use std::cell::RefCell;
+
 use zt_core::Result;
 
 use crate::bytes::{Reader, malformed};
@@ -204,55 +206,154 @@ pub fn encode(data: &[u8], lens: &[u8; 256], out: &mut Vec<u8>) {
         out.push(pair[0] | pair.get(1).map_or(0, |&h| h << 4));
     }
     let table = codes(lens);
-    let header = out.len();
-    out.extend_from_slice(&[0; 4 * (STREAMS - 1)]);
     let n = data.len();
-    for k in 0..STREAMS {
+    let segments: [&[u8]; STREAMS] = std::array::from_fn(|k| {
         let end = if k + 1 == STREAMS {
             n
         } else {
             segment_start(n, k + 1)
         };
-        let start = out.len();
-        encode_segment(&data[segment_start(n, k)..end], &table, out);
-        if k + 1 < STREAMS {
-            let len = (out.len() - start) as u32;
-            out[header + 4 * k..header + 4 * k + 4].copy_from_slice(&len.to_le_bytes());
+        &data[segment_start(n, k)..end]
+    });
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        let coded = encode_segments(&segments, &table, &mut scratch);
+        for len in &coded[..STREAMS - 1] {
+            out.extend_from_slice(&(len.len() as u32).to_le_bytes());
         }
+        for c in coded {
+            out.extend_from_slice(c);
+        }
+    });
+}
+
+thread_local! {
+    /// The encoder's bitstream buffers, kept per thread: grown once, never zeroed again.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A bitstream being written: up to 63 pending bits in `acc`, flushed 8 bytes at a time.
+struct BitWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+    acc: u64,
+    nbits: u32,
+}
+
+/// The code of each symbol, and its length, apart (no unpacking per symbol).
+struct EncTable {
+    code: [u64; 256],
+    len: [u32; 256],
+}
+
+impl BitWriter<'_> {
+    #[inline(always)]
+    fn put(&mut self, table: &EncTable, s: u8) {
+        self.acc |= table.code[usize::from(s)] << self.nbits;
+        self.nbits += table.len[usize::from(s)];
+    }
+
+    /// Writes the whole pending bytes (the buffer has 8 bytes of room past the code's end).
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.buf[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_le_bytes());
+        let bytes = self.nbits / 8;
+        self.pos += bytes as usize;
+        self.acc >>= bytes * 8;
+        self.nbits -= bytes * 8;
+    }
+
+    /// Writes the last partial byte; returns the bytes written.
+    fn finish(mut self) -> usize {
+        self.flush();
+        self.pos + self.nbits.div_ceil(8) as usize
     }
 }
 
-fn encode_segment(data: &[u8], table: &[u32; 256], out: &mut Vec<u8>) {
-    let start = out.len();
-    // At most MAX_LEN bits a symbol, plus room for the last 8-byte store.
-    out.resize(start + data.len() * MAX_LEN as usize / 8 + 16, 0);
-    let buf = &mut out[start..];
-    let mut pos = 0usize;
-    let mut acc = 0u64;
-    let mut nbits = 0u32;
-    let put = |acc: &mut u64, nbits: &mut u32, s: u8| {
-        let c = table[usize::from(s)];
-        *acc |= u64::from(c & 0xffff) << *nbits;
-        *nbits += c >> 16;
+/// Codes the segments into `scratch` (see [`encode_segments_with`]), built with BMI2 where
+/// the CPU has it (shifts by a count in any register).
+fn encode_segments<'s>(
+    segments: &[&[u8]; STREAMS],
+    table: &[u32; 256],
+    scratch: &'s mut Vec<u8>,
+) -> [&'s [u8]; STREAMS] {
+    let table = EncTable {
+        code: table.map(|c| u64::from(c & 0xffff)),
+        len: table.map(|c| c >> 16),
     };
-    let mut quads = data.chunks_exact(4);
-    for q in &mut quads {
-        // At most 7 + 4 x 11 = 51 bits are pending before the flush.
-        for &s in q {
-            put(&mut acc, &mut nbits, s);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("bmi2") {
+        // SAFETY: BMI2 is available (checked above).
+        return unsafe { encode_segments_bmi2(segments, &table, scratch) };
+    }
+    encode_segments_with(segments, &table, scratch)
+}
+
+/// [`encode_segments_with`] compiled for BMI2.
+///
+/// # Safety
+/// The CPU must support BMI2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+unsafe fn encode_segments_bmi2<'s>(
+    segments: &[&[u8]; STREAMS],
+    table: &EncTable,
+    scratch: &'s mut Vec<u8>,
+) -> [&'s [u8]; STREAMS] {
+    encode_segments_with(segments, table, scratch)
+}
+
+/// Codes the segments into `scratch`, side by side (four independent bit accumulators),
+/// and returns each one's bytes.
+#[inline(always)]
+fn encode_segments_with<'s>(
+    segments: &[&[u8]; STREAMS],
+    table: &EncTable,
+    scratch: &'s mut Vec<u8>,
+) -> [&'s [u8]; STREAMS] {
+    // At most MAX_LEN bits a symbol, plus room for the last 8-byte store.
+    let room: [usize; STREAMS] =
+        std::array::from_fn(|k| segments[k].len() * MAX_LEN as usize / 8 + 16);
+    let total: usize = room.iter().sum();
+    if scratch.len() < total {
+        scratch.resize(total, 0);
+    }
+    let mut rest: &mut [u8] = scratch;
+    let mut w: [BitWriter<'_>; STREAMS] = std::array::from_fn(|k| {
+        let (buf, tail) = std::mem::take(&mut rest).split_at_mut(room[k]);
+        rest = tail;
+        BitWriter {
+            buf,
+            pos: 0,
+            acc: 0,
+            nbits: 0,
         }
-        buf[pos..pos + 8].copy_from_slice(&acc.to_le_bytes());
-        let bytes = nbits / 8;
-        pos += bytes as usize;
-        acc >>= bytes * 8;
-        nbits -= bytes * 8;
+    });
+    // Four symbols a stream between flushes: at most 7 + 4 x 11 = 51 bits pending.
+    let quads = segments.iter().map(|s| s.len() / 4).min().unwrap_or(0);
+    for i in 0..quads {
+        for k in 0..STREAMS {
+            for &s in &segments[k][4 * i..4 * i + 4] {
+                w[k].put(table, s);
+            }
+            w[k].flush();
+        }
     }
-    for &s in quads.remainder() {
-        put(&mut acc, &mut nbits, s);
+    for (k, w) in w.iter_mut().enumerate() {
+        for q in segments[k][4 * quads..].chunks(4) {
+            for &s in q {
+                w.put(table, s);
+            }
+            w.flush();
+        }
     }
-    buf[pos..pos + 8].copy_from_slice(&acc.to_le_bytes());
-    pos += nbits.div_ceil(8) as usize;
-    out.truncate(start + pos);
+    let lens = w.map(BitWriter::finish);
+    let mut coded: &[u8] = scratch;
+    std::array::from_fn(|k| {
+        let (this, tail) = coded.split_at(room[k]);
+        coded = tail;
+        &this[..lens[k]]
+    })
 }
 
 /// Decode table entry: the bits its symbols take (byte 0, so that a shift by the entry

@@ -52,3 +52,17 @@ pub(crate) unsafe fn assume_init(buf: &mut [MaybeUninit<u8>]) -> &mut [u8] {
     // SAFETY: the caller guarantees that every byte is initialized; the layouts are equal.
     unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) }
 }
+
+/// Copies `src` into `dst` (of the same length), initializing it.
+pub(crate) fn write(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(
+        dst.len(),
+        src.len(),
+        "copy between slices of different lengths"
+    );
+    // SAFETY: both regions are `src.len()` bytes long (asserted), valid, and cannot overlap
+    // (`dst` is borrowed mutably while `src` is borrowed).
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len())
+    };
+}

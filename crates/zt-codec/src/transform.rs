@@ -829,16 +829,20 @@ fn expand<const ES: usize, const PER: usize>(
 
 /// Number of all-zero elements.
 pub(crate) fn count_zero_elements(data: &[u8], esize: usize) -> usize {
+    // Sums of comparisons over fixed-size arrays, which LLVM vectorises (the filter-and-count
+    // form stayed scalar: 6% of an fp16 compress).
+    fn count<const ES: usize>(data: &[u8]) -> usize {
+        data.as_chunks::<ES>()
+            .0
+            .iter()
+            .map(|c| usize::from(*c == [0u8; ES]))
+            .sum()
+    }
     match esize {
-        1 => data.iter().filter(|&&b| b == 0).count(),
-        2 => data
-            .chunks_exact(2)
-            .filter(|c| u16::from_le_bytes([c[0], c[1]]) == 0)
-            .count(),
-        4 => data
-            .chunks_exact(4)
-            .filter(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) == 0)
-            .count(),
+        1 => count::<1>(data),
+        2 => count::<2>(data),
+        4 => count::<4>(data),
+        8 => count::<8>(data),
         _ => data
             .chunks_exact(esize)
             .filter(|c| c.iter().all(|&b| b == 0))
