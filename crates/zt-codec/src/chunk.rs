@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use zt_core::Result;
 
 use crate::bytes::{Reader, malformed, put_varint};
-use crate::mem;
+use crate::mem::{self, Scratch};
 use crate::stream::Stats;
 use crate::stream::{self, Policy};
 use crate::transform::{self, Layout};
@@ -58,13 +58,13 @@ enum Body {
     Split {
         /// Byte planes (`PLANES`) instead of the layout's own split (`SPLIT`).
         planes: bool,
-        streams: Vec<Vec<u8>>,
+        streams: Vec<Scratch>,
         hists: Vec<Stats>,
     },
     Palette {
         values: Vec<u64>,
         bits: u8,
-        index: Vec<u8>,
+        index: Scratch,
         hist: Stats,
     },
 }
@@ -105,7 +105,7 @@ impl Body {
         Body::palette_from(values, index, p)
     }
 
-    fn palette_from(values: Vec<u64>, index: Vec<u8>, p: &Policy) -> Body {
+    fn palette_from(values: Vec<u64>, index: Scratch, p: &Policy) -> Body {
         let bits = transform::palette_bits(values.len());
         let hist = stream::stats(&index, p);
         Body::Palette {
@@ -514,7 +514,7 @@ fn decode_sparse(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]
     let n = out.len() / es;
     let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
     let bitmap = stream::decode(r, n.div_ceil(8))?;
-    let mut nz = stream::scratch(nonzero * es);
+    let mut nz = mem::scratch(nonzero * es);
     let nz_out = mem::as_uninit(nz.as_mut_slice());
     match r.u8("sparse inner transform")? {
         SPLIT => decode_split(r, layout, nz_out)?,

@@ -12,13 +12,13 @@
 //!
 //! (A fixed-width length lets the encoder write the payload in place and patch its length.)
 
-use std::cell::RefCell;
 use std::ops::Deref;
 
 use zt_core::Result;
 
 use crate::bytes::{Reader, malformed};
 use crate::huffman;
+use crate::mem::{Scratch, scratch};
 use crate::rans::{self, Histogram};
 
 pub(crate) const RAW: u8 = 0;
@@ -212,52 +212,6 @@ fn encode_best(data: &[u8], hist: &Histogram, policy: &Policy, out: &mut Vec<u8>
             out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             out.extend_from_slice(&payload);
         }
-    }
-}
-
-thread_local! {
-    /// Decode buffers kept per worker thread: a chunk's streams are decoded into them and
-    /// merged, and returning them here avoids an allocation (and fresh pages) per stream.
-    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A buffer of `n` bytes from the thread's pool (contents unspecified).
-pub(crate) fn scratch(n: usize) -> Scratch {
-    let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    if v.len() >= n {
-        v.truncate(n);
-    } else {
-        v.resize(n, 0);
-    }
-    Scratch(v)
-}
-
-/// A pooled buffer that goes back to its thread's pool when dropped.
-pub(crate) struct Scratch(Vec<u8>);
-
-impl Scratch {
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-}
-
-impl Deref for Scratch {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
-        // A few buffers per thread are enough (one per stream of a chunk).
-        POOL.with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < 16 {
-                p.push(v);
-            }
-        });
     }
 }
 

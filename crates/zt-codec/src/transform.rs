@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use zt_core::{DType, Result};
 
 use crate::bytes::malformed;
-use crate::mem;
+use crate::mem::{self, Scratch};
 
 /// How the elements of a dtype are split into byte streams. Every layout is a bijection on
 /// the element bits; the exponent streams come first and hold nothing but exponent bits (the
@@ -64,11 +64,12 @@ impl Layout {
     }
 
     /// Splits `data` (whole elements) into `self.streams()` streams of one byte per element.
-    pub(crate) fn split(self, data: &[u8]) -> Vec<Vec<u8>> {
+    pub(crate) fn split(self, data: &[u8]) -> Vec<Scratch> {
         let es = self.esize();
         debug_assert_eq!(data.len() % es, 0);
         let n = data.len() / es;
-        let mut s: Vec<Vec<u8>> = (0..self.streams()).map(|_| vec![0u8; n]).collect();
+        // Every layout below writes every byte of every stream.
+        let mut s: Vec<Scratch> = (0..self.streams()).map(|_| mem::scratch(n)).collect();
         match self {
             Layout::Bytes => s[0].copy_from_slice(data),
             Layout::Bf16 => {
@@ -560,7 +561,7 @@ impl SmallMap {
 /// A palette for `data`: its distinct element values (sorted) and every element's index among
 /// them, packed as [`palette_bits`] says; `None` when there are more than `max` (at most 256)
 /// values. Stops scanning as soon as the limit is passed.
-pub(crate) fn palette_scan(data: &[u8], esize: usize, max: usize) -> Option<(Vec<u64>, Vec<u8>)> {
+pub(crate) fn palette_scan(data: &[u8], esize: usize, max: usize) -> Option<(Vec<u64>, Scratch)> {
     debug_assert!(max <= 256);
     // Indices in order of first appearance, renumbered by value once all are known.
     let (found, ids) = match esize {
@@ -617,12 +618,12 @@ pub(crate) fn palette_scan(data: &[u8], esize: usize, max: usize) -> Option<(Vec
 
 /// The distinct values of `data` in order of first appearance and each element's position
 /// among them; `None` past `max` values.
-fn scan_es<const ES: usize>(data: &[u8], max: usize) -> Option<(Vec<u64>, Vec<u8>)> {
+fn scan_es<const ES: usize>(data: &[u8], max: usize) -> Option<(Vec<u64>, Scratch)> {
     let mut found = Vec::with_capacity(max + 1);
     let elems = data.as_chunks::<ES>().0;
-    let mut ids = Vec::with_capacity(elems.len());
+    let mut ids = mem::scratch(elems.len());
     let mut map = SmallMap::new();
-    for e in elems {
+    for (id, e) in ids.iter_mut().zip(elems) {
         let k = key(e);
         let s = map.slot(k);
         if map.vals[s] == u16::MAX {
@@ -633,7 +634,7 @@ fn scan_es<const ES: usize>(data: &[u8], max: usize) -> Option<(Vec<u64>, Vec<u8
             map.vals[s] = found.len() as u16;
             found.push(k);
         }
-        ids.push(map.vals[s] as u8);
+        *id = map.vals[s] as u8;
     }
     Some((found, ids))
 }
@@ -650,7 +651,7 @@ pub(crate) fn palette_bits(n: usize) -> u8 {
 
 /// Maps every element to its index in `values` (sorted, all present) and packs the indices,
 /// `8 / bits` per byte, first element in the lowest bits.
-pub(crate) fn palette_indices(data: &[u8], esize: usize, values: &[u64], bits: u8) -> Vec<u8> {
+pub(crate) fn palette_indices(data: &[u8], esize: usize, values: &[u64], bits: u8) -> Scratch {
     match esize {
         1 => {
             let mut map = [0u8; 256];
@@ -675,7 +676,7 @@ pub(crate) fn palette_indices(data: &[u8], esize: usize, values: &[u64], bits: u
     }
 }
 
-fn indices_es<const ES: usize>(data: &[u8], values: &[u64], bits: u8) -> Vec<u8> {
+fn indices_es<const ES: usize>(data: &[u8], values: &[u64], bits: u8) -> Scratch {
     let mut map = SmallMap::new();
     for (i, &v) in values.iter().enumerate() {
         let s = map.slot(v);
@@ -692,13 +693,19 @@ fn indices_es<const ES: usize>(data: &[u8], values: &[u64], bits: u8) -> Vec<u8>
 fn pack_with<const ES: usize>(
     elems: &[[u8; ES]],
     bits: u8,
-    index: impl FnMut(&[u8; ES]) -> u8,
-) -> Vec<u8> {
+    mut index: impl FnMut(&[u8; ES]) -> u8,
+) -> Scratch {
     match bits {
         1 => pack_groups::<ES, 8>(elems, index),
         2 => pack_groups::<ES, 4>(elems, index),
         4 => pack_groups::<ES, 2>(elems, index),
-        _ => elems.iter().map(index).collect(),
+        _ => {
+            let mut packed = mem::scratch(elems.len());
+            for (p, e) in packed.iter_mut().zip(elems) {
+                *p = index(e);
+            }
+            packed
+        }
     }
 }
 
@@ -707,7 +714,7 @@ fn pack_with<const ES: usize>(
 fn pack_groups<const ES: usize, const PER: usize>(
     elems: &[[u8; ES]],
     mut index: impl FnMut(&[u8; ES]) -> u8,
-) -> Vec<u8> {
+) -> Scratch {
     let bits = 8 / PER;
     let mut byte_of = |group: &[[u8; ES]]| {
         group
@@ -716,11 +723,13 @@ fn pack_groups<const ES: usize, const PER: usize>(
             .fold(0u8, |byte, (k, e)| byte | (index(e) << (k * bits)))
     };
     let (groups, rest) = elems.as_chunks::<PER>();
-    let mut packed = Vec::with_capacity(groups.len() + 1);
+    let mut packed = mem::scratch(groups.len() + usize::from(!rest.is_empty()));
     // Whole groups are fixed-size arrays, so the fold over one unrolls.
-    packed.extend(groups.iter().map(|g| byte_of(g)));
+    for (p, g) in packed.iter_mut().zip(groups) {
+        *p = byte_of(g);
+    }
     if !rest.is_empty() {
-        packed.push(byte_of(rest));
+        packed[groups.len()] = byte_of(rest);
     }
     packed
 }
@@ -852,19 +861,24 @@ pub(crate) fn count_zero_elements(data: &[u8], esize: usize) -> usize {
 
 /// Splits elements into a bitmap of the non-zero ones (bit set = non-zero, first element in
 /// the lowest bit) and the non-zero elements themselves.
-pub(crate) fn sparse_split(data: &[u8], esize: usize, nonzero: usize) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn sparse_split(data: &[u8], esize: usize, nonzero: usize) -> (Scratch, Scratch) {
     match esize {
         2 => sparse_split_es::<2>(data, nonzero),
         4 => sparse_split_es::<4>(data, nonzero),
         8 => sparse_split_es::<8>(data, nonzero),
         _ => {
             let n = data.len() / esize;
-            let mut bitmap = vec![0u8; n.div_ceil(8)];
-            let mut nz = Vec::with_capacity(nonzero * esize);
+            let mut bitmap = mem::scratch(n.div_ceil(8));
+            bitmap.fill(0);
+            let mut nz = mem::scratch(nonzero * esize);
+            let mut slots = nz.chunks_exact_mut(esize);
             for (i, c) in data.chunks_exact(esize).enumerate() {
                 if c.iter().any(|&b| b != 0) {
                     bitmap[i / 8] |= 1 << (i % 8);
-                    nz.extend_from_slice(c);
+                    slots
+                        .next()
+                        .expect("nonzero counts them")
+                        .copy_from_slice(c);
                 }
             }
             (bitmap, nz)
@@ -874,11 +888,12 @@ pub(crate) fn sparse_split(data: &[u8], esize: usize, nonzero: usize) -> (Vec<u8
 
 /// Split for fixed element sizes: SSSE3 shuffles for 2- and 4-byte elements where the CPU has
 /// them, then [`sparse_split_words`] for the rest.
-fn sparse_split_es<const ES: usize>(data: &[u8], nonzero: usize) -> (Vec<u8>, Vec<u8>) {
+fn sparse_split_es<const ES: usize>(data: &[u8], nonzero: usize) -> (Scratch, Scratch) {
     let n = data.len() / ES;
-    let mut bitmap = vec![0u8; n.div_ceil(8)];
+    let mut bitmap = mem::scratch(n.div_ceil(8));
+    bitmap.fill(0);
     // 16 bytes of slack: the vector path stores whole registers past the last element.
-    let mut nz = vec![0u8; nonzero * ES + 16];
+    let mut nz = mem::scratch(nonzero * ES + 16);
     #[allow(unused_mut)]
     let (mut bytes, mut at) = (0usize, 0usize);
     #[cfg(target_arch = "x86_64")]
@@ -1162,18 +1177,21 @@ mod tests {
     #[test]
     fn exponent_streams_hold_only_exponent_bits() {
         // -1.5 in each float format: sign set, exponent = bias, top mantissa bit set.
+        let split = |layout: Layout, data: &[u8]| -> Vec<Vec<u8>> {
+            layout.split(data).iter().map(|s| s.to_vec()).collect()
+        };
         let bf16 = 0xBFC0u16.to_le_bytes();
         assert_eq!(
-            Layout::Bf16.split(&bf16),
+            split(Layout::Bf16, &bf16),
             vec![vec![127], vec![0x80 | 0x40]]
         );
         let f16 = 0xBE00u16.to_le_bytes();
         assert_eq!(
-            Layout::F16.split(&f16),
+            split(Layout::F16, &f16),
             vec![vec![15], vec![0x4 | 0x2], vec![0]]
         );
         let f32 = (-1.5f32).to_bits().to_le_bytes();
-        assert_eq!(Layout::F32.split(&f32)[..2], [vec![127], vec![0xC0]]);
+        assert_eq!(split(Layout::F32, &f32)[..2], [vec![127], vec![0xC0]]);
         let f64 = (-1.5f64).to_bits().to_le_bytes();
         let s = Layout::F64.split(&f64);
         assert_eq!((s[0][0], s[1][0], s[2][0]), (0xff, 0x3, 0x18));
@@ -1193,7 +1211,7 @@ mod tests {
                     .collect();
                 let (values, packed) = palette_scan(&data, esize, 256).unwrap();
                 let bits = palette_bits(values.len());
-                assert_eq!(packed, palette_indices(&data, esize, &values, bits));
+                assert_eq!(packed[..], palette_indices(&data, esize, &values, bits)[..]);
                 assert_eq!(packed.len(), packed_len(data.len() / esize, bits));
                 let mut back = vec![0u8; data.len()];
                 palette_expand(&packed, bits, esize, &values, mem::as_uninit(&mut back)).unwrap();
@@ -1218,7 +1236,7 @@ mod tests {
         sparse_merge(&bitmap, &nz, 4, mem::as_uninit(&mut back)).unwrap();
         assert_eq!(back, data);
         assert!(sparse_merge(&bitmap, &nz[4..], 4, mem::as_uninit(&mut back)).is_err());
-        let mut high = bitmap.clone();
+        let mut high = bitmap.to_vec();
         *high.last_mut().unwrap() |= 0x80;
         assert!(sparse_merge(&high, &nz, 4, mem::as_uninit(&mut back)).is_err());
         // Every element size, over every density (the vector paths and their scalar tails).
