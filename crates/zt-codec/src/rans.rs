@@ -360,10 +360,11 @@ fn check_end(x: &[u32], p: usize, words: &[u8]) -> Result<()> {
 /// Appends the order-0 encoding of `data` to `out`. `hist` must be `histogram(data)`.
 pub fn encode_o0(data: &[u8], hist: &Histogram, out: &mut Vec<u8>) {
     // Shorter streams get fewer lanes, so the final states (4 bytes a lane) do not outweigh
-    // the gain. Only 32 lanes decode vectorised: from 16 KiB on, where they cost at most ~1%
-    // of the coded stream (a 5% delta's non-zero streams, ~26 KB a chunk, decode 15% faster
-    // for 0.3% of the frame), and always from 32 KiB on.
-    let wide = data.len() >= 32768 || (data.len() >= 16384 && estimate_o0(hist) >= 8192);
+    // the gain. Only 32 lanes decode vectorised: from 16 KiB on unless the stream codes to
+    // under 2 KiB (a 99.9%-sparse bitmap, where 96 more bytes of states would be half as
+    // much again), and always from 32 KiB on. A 5% delta's non-zero streams (~26 KB a chunk)
+    // then decode 15% faster for 0.3% of the frame.
+    let wide = data.len() >= 32768 || (data.len() >= 16384 && estimate_o0(hist) >= 2048);
     match data.len() {
         0..4096 => encode_o0_lanes::<1>(data, hist, out),
         _ if !wide => encode_o0_lanes::<8>(data, hist, out),
