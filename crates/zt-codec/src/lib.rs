@@ -466,7 +466,8 @@ pub fn decompress_with(frame: &[u8], opts: &DecompressOptions) -> Result<Vec<u8>
     let h = frame::parse(frame)?;
     refuse_delta(&h)?;
     let mut out = alloc_output(h.decoded_len, opts)?;
-    let n = out.capacity();
+    // (The capacity may exceed the length asked for: only `n` bytes are decoded and kept.)
+    let n = h.decoded_len as usize;
     with_pool(opts.threads, || {
         decode_frame(
             frame,
@@ -518,7 +519,8 @@ pub fn decompress_delta_with(
     let h = frame::parse(frame)?;
     check_reference_shape(&h, reference)?;
     let mut out = alloc_output(h.decoded_len, opts)?;
-    let n = out.capacity();
+    // (The capacity may exceed the length asked for: only `n` bytes are decoded and kept.)
+    let n = h.decoded_len as usize;
     with_pool(opts.threads, || {
         // The reference's digest (one serial pass) is checked beside the parallel decode;
         // on a mismatch the decoded bytes are dropped, and the error says why.
