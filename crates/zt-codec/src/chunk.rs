@@ -515,7 +515,8 @@ fn decode_sparse(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]
     let nonzero = r.varint_max(n as u64, "sparse non-zero count")?;
     let bitmap = stream::decode(r, n.div_ceil(8))?;
     let mut nz = mem::scratch(nonzero * es);
-    let nz_out = mem::as_uninit(nz.as_mut_slice());
+    // SAFETY: the decoders below write only bytes through the view.
+    let nz_out = unsafe { mem::as_uninit(nz.as_mut_slice()) };
     match r.u8("sparse inner transform")? {
         SPLIT => decode_split(r, layout, nz_out)?,
         PLANES => decode_split(r, Layout::Planes(es), nz_out)?,

@@ -673,11 +673,11 @@ fn refuse_delta(h: &frame::Header) -> Result<()> {
     Ok(())
 }
 
-/// An empty buffer with room for exactly the decoded length, or an error (not an abort) when
-/// it cannot be had. It is left uninitialized: zeroing it here (as `vec![0; n]` does when the
+/// An empty buffer with room for the decoded length, or an error (not an abort) when it
+/// cannot be had. It is left uninitialized: zeroing it here (as `vec![0; n]` does when the
 /// allocator reuses freed memory) was one serial pass over the whole output, a fifth of a
-/// two-thread bf16 decode; the decoders zero each chunk's part in parallel instead, just
-/// before they write it ([`Out::fresh`]).
+/// two-thread bf16 decode. The common transforms write it directly; the others, and copies,
+/// zero their part in parallel first ([`Out::fresh`]).
 fn alloc_output(len: u64, opts: &DecompressOptions) -> Result<Vec<u8>> {
     let too_big = || Error::LimitExceeded {
         what: "ztc1 decoded length".into(),
@@ -688,8 +688,7 @@ fn alloc_output(len: u64, opts: &DecompressOptions) -> Result<Vec<u8>> {
         return Err(too_big());
     }
     let n = usize::try_from(len).map_err(|_| too_big())?;
-    // Probe first: `vec![0; n]` aborts when the allocation fails. The zeroed allocation
-    // itself is lazily mapped, so the decoder's writes are the first touch of each page.
+    // `try_reserve_exact`: a failed allocation is an error here, where `vec!` would abort.
     let mut out: Vec<u8> = Vec::new();
     out.try_reserve_exact(n).map_err(|_| too_big())?;
     mem::advise_huge_pages(out.as_mut_ptr(), n);
@@ -765,7 +764,8 @@ fn encode_frame(
 /// A decode's destination: memory the decoder may only write, or already initialized bytes.
 struct Out<'a> {
     buf: &'a mut [MaybeUninit<u8>],
-    /// Whether `buf` holds uninitialized memory, to be zeroed before a decoder sees it.
+    /// Whether `buf` holds uninitialized memory: chunk decoders write it without reading it,
+    /// and anything else ([`Out::bytes`]) zeroes its part first.
     fresh: bool,
 }
 
@@ -776,7 +776,8 @@ impl<'a> Out<'a> {
 
     fn init(buf: &'a mut [u8]) -> Self {
         Out {
-            buf: mem::as_uninit(buf),
+            // SAFETY: decoders write only bytes into their output.
+            buf: unsafe { mem::as_uninit(buf) },
             fresh: false,
         }
     }

@@ -99,10 +99,13 @@ pub(crate) fn zeroed(buf: &mut [MaybeUninit<u8>]) -> &mut [u8] {
 
 /// Views initialized bytes as memory that may hold uninitialized bytes (to share one decode
 /// path between a fresh buffer and a caller's).
-pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+///
+/// # Safety
+/// Only initialized bytes may be written through the view: `buf` is read as bytes again
+/// once the view is gone.
+pub(crate) unsafe fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and every `u8` is a valid
-    // `MaybeUninit<u8>`. The callers write only initialized bytes through the view, so the
-    // original slice stays initialized.
+    // `MaybeUninit<u8>`; the caller keeps the bytes initialized.
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 

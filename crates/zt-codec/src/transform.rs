@@ -1140,6 +1140,12 @@ mod ssse3 {
 mod tests {
     use super::*;
 
+    /// A byte buffer as the output of a merge or an expansion.
+    fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: the functions under test write only bytes into their output.
+        unsafe { mem::as_uninit(buf) }
+    }
+
     fn noise(n: usize) -> Vec<u8> {
         let mut s = 0x1234_5678_9abc_def1u64;
         (0..n)
@@ -1169,7 +1175,7 @@ mod tests {
             assert_eq!(streams.len(), layout.streams());
             let refs: Vec<&[u8]> = streams.iter().map(|s| &s[..]).collect();
             let mut back = vec![0u8; data.len()];
-            layout.merge(&refs, mem::as_uninit(&mut back));
+            layout.merge(&refs, uninit(&mut back));
             assert_eq!(back, data, "{layout:?}");
         }
     }
@@ -1214,13 +1220,13 @@ mod tests {
                 assert_eq!(packed[..], palette_indices(&data, esize, &values, bits)[..]);
                 assert_eq!(packed.len(), packed_len(data.len() / esize, bits));
                 let mut back = vec![0u8; data.len()];
-                palette_expand(&packed, bits, esize, &values, mem::as_uninit(&mut back)).unwrap();
+                palette_expand(&packed, bits, esize, &values, uninit(&mut back)).unwrap();
                 assert_eq!(back, data, "esize {esize} values {n_values}");
                 assert!(palette_scan(&data, esize, values.len() - 1).is_none());
             }
         }
         let mut out = [0u8; 4];
-        assert!(palette_expand(&[0x03], 4, 2, &[1, 2], mem::as_uninit(&mut out)).is_err());
+        assert!(palette_expand(&[0x03], 4, 2, &[1, 2], uninit(&mut out)).is_err());
     }
 
     #[test]
@@ -1233,12 +1239,12 @@ mod tests {
         assert_eq!(zeros, 34);
         let (bitmap, nz) = sparse_split(&data, 4, 101 - zeros);
         let mut back = vec![1u8; data.len()];
-        sparse_merge(&bitmap, &nz, 4, mem::as_uninit(&mut back)).unwrap();
+        sparse_merge(&bitmap, &nz, 4, uninit(&mut back)).unwrap();
         assert_eq!(back, data);
-        assert!(sparse_merge(&bitmap, &nz[4..], 4, mem::as_uninit(&mut back)).is_err());
+        assert!(sparse_merge(&bitmap, &nz[4..], 4, uninit(&mut back)).is_err());
         let mut high = bitmap.to_vec();
         *high.last_mut().unwrap() |= 0x80;
-        assert!(sparse_merge(&high, &nz, 4, mem::as_uninit(&mut back)).is_err());
+        assert!(sparse_merge(&high, &nz, 4, uninit(&mut back)).is_err());
         // Every element size, over every density (the vector paths and their scalar tails).
         for es in [2usize, 4, 8] {
             for keep in [1usize, 2, 3, 7] {
@@ -1252,7 +1258,7 @@ mod tests {
                 let (bitmap, nz) = sparse_split(&data, es, nonzero);
                 assert_eq!(nz.len(), nonzero * es);
                 let mut back = vec![1u8; data.len()];
-                sparse_merge(&bitmap, &nz, es, mem::as_uninit(&mut back)).unwrap();
+                sparse_merge(&bitmap, &nz, es, uninit(&mut back)).unwrap();
                 assert_eq!(back, data, "esize {es}, every {keep}th kept");
             }
         }
