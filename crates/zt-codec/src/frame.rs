@@ -3,7 +3,6 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
 use zt_core::{DType, Result};
 
 use crate::bytes::{Reader, malformed, put_varint};
@@ -127,24 +126,11 @@ pub(crate) fn write(
     out.extend_from_slice(&crc.to_le_bytes());
     let header_crc = crc_fast::crc32_iscsi(&out);
     out.extend_from_slice(&header_crc.to_le_bytes());
-    // The payloads are copied in parallel: one thread copying (and first touching) the whole
-    // frame was a serial tail of about a sixth of a two-thread compress.
-    let header_len = out.len();
-    let mut rest = &mut out.spare_capacity_mut()[..payload];
-    let mut copies = Vec::with_capacity(segments.len());
     for (_, s) in segments {
         if let Planned::Coded(p) = s {
-            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(p.len());
-            rest = tail;
-            copies.push((dst, &p[..]));
+            out.extend_from_slice(p);
         }
     }
-    copies
-        .into_par_iter()
-        .for_each(|(dst, src)| crate::mem::write(dst, src));
-    // SAFETY: the copies initialized the `payload` bytes after the header (the capacity was
-    // reserved above, and the coded payloads' lengths sum to `payload`).
-    unsafe { out.set_len(header_len + payload) };
     out
 }
 
