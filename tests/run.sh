@@ -68,9 +68,10 @@ if rustup +nightly component add miri rust-src >/dev/null 2>&1; then
         cargo +nightly miri test -p zt-codec --lib --quiet -- transform::tests rans::tests::vector \
         huffman::tests::fast_and_careful huffman::tests::spec_worked
     # Decoding into fresh (uninitialized) output goes through rayon, whose crossbeam-epoch
-    # breaks the Stacked Borrows model (not ours): Tree Borrows here, and the codec's kept
-    # worker pools outlive the test, so leaks are not errors.
-    MIRIFLAGS="-Zmiri-deterministic-floats -Zmiri-tree-borrows -Zmiri-ignore-leaks" \
+    # breaks the Stacked Borrows model and casts integers to pointers (not ours): Tree Borrows
+    # and permissive provenance here (no page of warnings), and the codec's kept worker pools
+    # outlive the test, so leaks are not errors.
+    MIRIFLAGS="-Zmiri-deterministic-floats -Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
         RUSTFLAGS="-C target-feature=+avx2" \
         cargo +nightly miri test -p zt-codec --lib --quiet -- tests::fresh_outputs
 else
