@@ -596,10 +596,11 @@ mod avx2 {
             0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, //
             0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
         );
-        // SAFETY: `x` holds four 8-lane vectors; gather indices are bytes and the tables
-        // have 256 entries; symbol loads read 8 bytes at `32g + 8v < data.len()`; each word
-        // store writes 16 bytes at `pos - 8`, and `pos` only moves down by at most 8 per
-        // vector, never below the 8-word headroom (at most one word per symbol is emitted).
+        // SAFETY: `x` holds four 8-lane vectors; the entry loads read 8 entries at
+        // `32 (g - block_start) + 8v`, inside `looked_up` as a block has at most
+        // `BLOCK_GROUPS` groups; each word store writes 16 bytes at `pos - 8`, and `pos` only
+        // moves down by at most 8 per vector, never below the 8-word headroom (at most one
+        // word per symbol is emitted).
         unsafe {
             let xp = x.as_mut_ptr().cast::<__m256i>();
             let mut xs = [
