@@ -12,11 +12,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 fuzz_seconds=${FUZZ_SECONDS:-15}
 
-step() { printf '\n==> %s\n' "$*"; }
-
-# The whole run needs about 15 GB of disk (target/ ~6 GB, torch in .venv-py ~5.5 GB, fuzz and
-# miri builds): say what is free first, so that a full disk is recognised as such.
-df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2 " on " $6}'
+# Each step says how much disk is free as it starts: the whole run needs about 15 GB (target/
+# ~6 GB, torch in .venv-py ~5.5 GB, fuzz and miri builds), so a full disk is recognised as such.
+step() {
+    printf '\n==> %s\n' "$*"
+    df -h . | tail -n 1 | awk '{print "    (disk: " $4 " free of " $2 ")"}'
+}
 if [ "${CI:-}" = true ]; then
     # A clean clone builds everything once: incremental state would only take disk.
     export CARGO_INCREMENTAL=0
@@ -85,6 +86,13 @@ step "Fixtures regenerate identically with the reference libraries"
 .venv/bin/python tests/fixtures/zt1/generate.py --check
 
 if [ "$fuzz_seconds" -gt 0 ]; then
+    if [ "${CI:-}" = true ]; then
+        # The fuzz builds (address sanitizer, their own target dir) come last and need a few GB
+        # more; a CI clone's workspace build is no longer needed by then. A CI machine once ran
+        # out of disk linking the last fuzz target.
+        step "Free the workspace build before fuzzing (CI only)"
+        cargo clean --quiet
+    fi
     step "Fuzz targets, ${fuzz_seconds}s each"
     bash scripts/fuzz.sh "$fuzz_seconds"
 fi
