@@ -114,10 +114,12 @@ fn main() {
     // Huffman on the same exponents, and on fp16 high bytes (~5.5 bits a symbol), where a
     // table lookup yields fewer symbols.
     let high = f16_high_bytes(mib << 20);
+    let high7: Vec<u8> = high.iter().map(|&b| b & 0x7f).collect();
     let int8 = int8_indices(mib << 20);
     for (name, d) in [
         ("exponents", &data),
         ("fp16 high bytes", &high),
+        ("fp16 high bytes less the sign", &high7),
         ("INT8 indices", &int8),
     ] {
         let h = rans::histogram(d);

@@ -6,9 +6,12 @@
 //!   1 CONST    one element (esize bytes), repeated | tail
 //!   2 SPLIT    one stream per field or byte plane of the dtype's layout | tail
 //!   3 PALETTE  palette | tail
-//!   4 SPARSE   varint non-zero count | bitmap stream | u8 inner (2 or 3) | inner body over
-//!              the non-zero elements | tail
+//!   4 SPARSE   varint non-zero count | bitmap stream | u8 inner (2, 3, 6 or 7) | inner body
+//!              over the non-zero elements | tail
 //!   5 ZSTD     a zstd frame of the whole chunk (long-distance matching on)
+//!   6 PLANES   one stream per byte plane, least significant first | tail
+//!   7 SIGN_PLANES  stream of the packed sign bits (top bit of each element) | the byte planes
+//!              as PLANES, sign bit cleared | tail
 //! palette: u8 index bits (1, 2, 4, 8) | u8 values-1 | values (esize bytes each, ascending)
 //!          | stream of packed indices (8/bits per byte, first in the low bits)
 //! tail:    the last `len % esize` bytes of the chunk, verbatim
@@ -37,6 +40,38 @@ pub(crate) const ZSTD: u8 = 5;
 /// field split. fp16 gains from it: its 5-bit exponent and the top mantissa bits depend on each
 /// other (weights are not uniform inside a binade), and the high byte codes them together.
 pub(crate) const PLANES: u8 = 6;
+/// Packed sign bits, then byte planes without the sign (as [`Layout::SignPlanes`]): fp16's
+/// byte planes with the high byte's near-random sign bit apart, which decode faster.
+pub(crate) const SIGN_PLANES: u8 = 7;
+
+/// Which split of the elements into streams a SPLIT-like body uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fields {
+    /// The dtype's own layout (`SPLIT`).
+    Split,
+    /// Byte planes (`PLANES`).
+    Planes,
+    /// Packed signs and byte planes (`SIGN_PLANES`).
+    SignPlanes,
+}
+
+impl Fields {
+    fn layout(self, dtype_layout: Layout) -> Layout {
+        match self {
+            Fields::Split => dtype_layout,
+            Fields::Planes => Layout::Planes(dtype_layout.esize()),
+            Fields::SignPlanes => Layout::SignPlanes(dtype_layout.esize()),
+        }
+    }
+
+    fn id(self) -> u8 {
+        match self {
+            Fields::Split => SPLIT,
+            Fields::Planes => PLANES,
+            Fields::SignPlanes => SIGN_PLANES,
+        }
+    }
+}
 
 /// How hard the chunk encoder tries.
 #[derive(Debug, Clone, Copy)]
@@ -47,17 +82,17 @@ pub(crate) struct ChunkPolicy {
     pub exhaustive: bool,
     /// Consider the sparse transform from this fraction of all-zero elements on.
     pub sparse_min_fraction: f64,
-    /// The frame's choice between byte planes and the field split for fp16 below exhaustive
-    /// effort, made once from a sample of the whole buffer; `None`: each chunk samples itself.
-    pub f16_planes: Option<bool>,
+    /// The frame's choice among the field split and the byte planes for fp16 below
+    /// exhaustive effort, made once from a sample of the whole buffer; `None`: each chunk
+    /// samples itself.
+    pub f16_fields: Option<Fields>,
 }
 
 /// The elements' coding, before it is written. (A few per chunk: their size does not matter.)
 #[allow(clippy::large_enum_variant)]
 enum Body {
     Split {
-        /// Byte planes (`PLANES`) instead of the layout's own split (`SPLIT`).
-        planes: bool,
+        fields: Fields,
         streams: Vec<Scratch>,
         hists: Vec<Stats>,
     },
@@ -71,31 +106,17 @@ enum Body {
 
 impl Body {
     fn split(layout: Layout, data: &[u8], p: &Policy) -> Body {
-        let streams = layout.split(data);
-        let hists = streams.iter().map(|s| stream::stats(s, p)).collect();
-        Body::Split {
-            planes: false,
-            streams,
-            hists,
-        }
+        Body::fields(layout, Fields::Split, data, p)
     }
 
-    fn planes(layout: Layout, data: &[u8], p: &Policy) -> Body {
-        let streams = Layout::Planes(layout.esize()).split(data);
+    /// The elements split into streams as `fields` says.
+    fn fields(layout: Layout, fields: Fields, data: &[u8], p: &Policy) -> Body {
+        let streams = fields.layout(layout).split(data);
         let hists = streams.iter().map(|s| stream::stats(s, p)).collect();
         Body::Split {
-            planes: true,
+            fields,
             streams,
             hists,
-        }
-    }
-
-    /// Byte planes or the layout's field split.
-    fn field(layout: Layout, planes: bool, data: &[u8], p: &Policy) -> Body {
-        if planes {
-            Body::planes(layout, data, p)
-        } else {
-            Body::split(layout, data, p)
         }
     }
 
@@ -138,9 +159,14 @@ impl Body {
     fn estimate_without_zeros(&self, esize: usize, zeros: usize, n: usize, p: &Policy) -> usize {
         let nz = n - zeros;
         match self {
-            Body::Split { hists, .. } => hists
+            Body::Split { fields, hists, .. } => hists
                 .iter()
-                .map(|st| {
+                .enumerate()
+                .map(|(i, st)| {
+                    if *fields == Fields::SignPlanes && i == 0 {
+                        // Packed signs: eight elements a byte, so only proportionally.
+                        return stream::estimate(st, n.div_ceil(8), p) * nz / n.max(1);
+                    }
                     let mut st = st.clone();
                     if st.exact {
                         st.hist[0] -= zeros as u32;
@@ -167,11 +193,11 @@ impl Body {
     fn write(&self, esize: usize, p: &Policy, out: &mut Vec<u8>) {
         match self {
             Body::Split {
-                planes,
+                fields,
                 streams,
                 hists,
             } => {
-                out.push(if *planes { PLANES } else { SPLIT });
+                out.push(fields.id());
                 for (s, h) in streams.iter().zip(hists) {
                     stream::encode(s, h, p, out);
                 }
@@ -196,7 +222,7 @@ impl Body {
     /// The same kind of body over other elements (the non-zero ones).
     fn rebuild(&self, layout: Layout, data: &[u8], p: &Policy) -> Body {
         match self {
-            Body::Split { planes, .. } => Body::field(layout, *planes, data, p),
+            Body::Split { fields, .. } => Body::fields(layout, *fields, data, p),
             Body::Palette { values, .. } => {
                 let values: Vec<u64> = values.iter().copied().filter(|&v| v != 0).collect();
                 if values.len() < 2 {
@@ -212,8 +238,10 @@ impl Body {
     /// An upper bound on the all-zero elements: each one put a 0 into every split stream.
     fn zero_bound(&self, n: usize) -> usize {
         match self {
-            Body::Split { hists, .. } => hists
+            Body::Split { fields, hists, .. } => hists
                 .iter()
+                // Packed signs count groups of eight, not elements.
+                .skip(usize::from(*fields == Fields::SignPlanes))
                 .filter(|st| st.exact)
                 .map(|st| st.hist[0] as usize)
                 .min()
@@ -296,8 +324,8 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     if !policy.exhaustive && zeros < n && 2 * zeros >= n {
         // Mostly zeros (pruned weights, checkpoint deltas): the sparse transform wins, and
         // a body over every element would be built only to have its size estimated.
-        let planes = prefer_planes(layout, body, policy);
-        let inner = |nz: &[u8]| Body::field(layout, planes, nz, p);
+        let fields = preferred_fields(layout, body, policy);
+        let inner = |nz: &[u8]| Body::fields(layout, fields, nz, p);
         let mut out = Vec::with_capacity(data.len() + 64);
         write_sparse(layout, body, n - zeros, inner, p, &mut out);
         out.extend_from_slice(tail);
@@ -310,7 +338,7 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     if !policy.exhaustive && layout == Layout::F16 {
         // fp16's byte planes compete with its field split; a sample picks one, so that only
         // the winner is built.
-        let base = Body::field(layout, prefer_planes(layout, body, policy), body, p);
+        let base = Body::fields(layout, preferred_fields(layout, body, policy), body, p);
         return encode_with(layout, body, tail, base, Some(zeros), policy);
     }
     let split = Body::split(layout, body, p);
@@ -320,14 +348,22 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
         layout,
         Layout::Bf16 | Layout::F16 | Layout::F32 | Layout::F64
     );
-    let planes = (policy.exhaustive && is_float).then(|| Body::planes(layout, body, p));
+    let planes =
+        (policy.exhaustive && is_float).then(|| Body::fields(layout, Fields::Planes, body, p));
     if policy.exhaustive {
+        let sign_planes =
+            (layout == Layout::F16).then(|| Body::fields(layout, Fields::SignPlanes, body, p));
         let sparse_ok =
             zeros > 0 && zeros < n && zeros as f64 >= n as f64 * policy.sparse_min_fraction;
         let mut cands = vec![stored()];
-        for b in [Some(&split), planes.as_ref(), palette.as_ref()]
-            .into_iter()
-            .flatten()
+        for b in [
+            Some(&split),
+            planes.as_ref(),
+            sign_planes.as_ref(),
+            palette.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let mut v = Vec::new();
             b.write(es, p, &mut v);
@@ -376,18 +412,21 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
     encode_with(layout, body, tail, base, Some(zeros), policy)
 }
 
-/// Whether an fp16 chunk below exhaustive effort uses byte planes: the frame's choice, or the
-/// chunk's own sample. Other layouts use their field split.
-fn prefer_planes(layout: Layout, body: &[u8], policy: &ChunkPolicy) -> bool {
-    layout == Layout::F16
-        && policy
-            .f16_planes
-            .unwrap_or_else(|| planes_look_smaller(layout, body, &policy.stream))
+/// The split of an fp16 chunk below exhaustive effort: the frame's choice, or the chunk's own
+/// sample. Other layouts use their field split.
+fn preferred_fields(layout: Layout, body: &[u8], policy: &ChunkPolicy) -> Fields {
+    if layout != Layout::F16 {
+        return Fields::Split;
+    }
+    policy
+        .f16_fields
+        .unwrap_or_else(|| smallest_fields(layout, body, &policy.stream))
 }
 
-/// Whether byte planes code `body` smaller than `layout`'s field split, by estimates over a
-/// sample of at most 32 blocks of 4 KiB spread evenly over it.
-pub(crate) fn planes_look_smaller(layout: Layout, body: &[u8], p: &Policy) -> bool {
+/// The split (field split, byte planes, or signs and byte planes) that codes `body` smallest by
+/// estimates over a sample of at most 32 blocks of 4 KiB spread evenly over it; ties go to the
+/// faster to decode (signs and planes, then planes).
+pub(crate) fn smallest_fields(layout: Layout, body: &[u8], p: &Policy) -> Fields {
     const BLOCK: usize = 4096;
     const BLOCKS: usize = 32;
     let es = layout.esize();
@@ -403,7 +442,12 @@ pub(crate) fn planes_look_smaller(layout: Layout, body: &[u8], p: &Policy) -> bo
     } else {
         &body[..body.len() / es * es]
     };
-    Body::planes(layout, sample, p).estimate(es, p) < Body::split(layout, sample, p).estimate(es, p)
+    [Fields::SignPlanes, Fields::Planes, Fields::Split]
+        .into_iter()
+        .map(|f| (f, Body::fields(layout, f, sample, p).estimate(es, p)))
+        .reduce(|a, b| if b.1 < a.1 { b } else { a })
+        .expect("three candidates")
+        .0
 }
 
 /// The number of all-zero elements, counted only when `body`'s histograms leave room for
@@ -465,12 +509,13 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [MaybeUninit<u8>]) ->
     let n = out.len() / es;
     let mut r = Reader::new(src);
     let kind = r.u8("chunk transform")?;
-    if let SPLIT | PLANES | PALETTE | SPARSE = kind {
+    if let SPLIT | PLANES | SIGN_PLANES | PALETTE | SPARSE = kind {
         // The common cases write the fresh output without zeroing it first.
         let (body, tail) = out.split_at_mut(n * es);
         match kind {
             SPLIT => decode_split(&mut r, layout, body)?,
             PLANES => decode_split(&mut r, Layout::Planes(es), body)?,
+            SIGN_PLANES => decode_split(&mut r, Layout::SignPlanes(es), body)?,
             PALETTE => decode_palette(&mut r, es, body)?,
             _ => decode_sparse(&mut r, layout, body)?,
         }
@@ -520,6 +565,7 @@ fn decode_sparse(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]
     match r.u8("sparse inner transform")? {
         SPLIT => decode_split(r, layout, nz_out)?,
         PLANES => decode_split(r, Layout::Planes(es), nz_out)?,
+        SIGN_PLANES => decode_split(r, Layout::SignPlanes(es), nz_out)?,
         PALETTE => decode_palette(r, es, nz_out)?,
         k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
     }
@@ -529,7 +575,7 @@ fn decode_sparse(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]
 fn decode_split(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]) -> Result<()> {
     let n = out.len() / layout.esize();
     let streams = (0..layout.streams())
-        .map(|_| stream::decode(r, n))
+        .map(|i| stream::decode(r, layout.stream_len(i, n)))
         .collect::<Result<Vec<_>>>()?;
     let refs: Vec<&[u8]> = streams.iter().map(|s| &s[..]).collect();
     layout.merge(&refs, out);

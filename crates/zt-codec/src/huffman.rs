@@ -630,22 +630,28 @@ fn fast_rounds_with(
         debug_assert!(b.avail < 64);
         (b.buf & ((1u64 << b.avail) - 1)) | (1u64 << b.avail)
     });
-    let mut pos: [usize; STREAMS] = std::array::from_fn(|k| bits[k].pos);
-    // The four write positions as pointers (one register each, no base).
+    // The four read and four write positions as pointers (one register each, no base: with
+    // indices the loop ran out of registers and kept the write positions on the stack).
     let mut dst: [*mut u8; STREAMS] = std::array::from_fn(|k| {
         // SAFETY: `at[k] <= end[k] <= out.len()` (asserted above).
         unsafe { base.add(at[k]) }
     });
     let src: [*const u8; STREAMS] = std::array::from_fn(|k| bits[k].src.as_ptr());
+    let mut next: [*const u8; STREAMS] = std::array::from_fn(|k| {
+        debug_assert!(bits[k].pos <= bits[k].src.len());
+        // SAFETY: a bitstream's `pos` is at most its length.
+        unsafe { src[k].add(bits[k].pos) }
+    });
     loop {
         // Rounds every stream can run: round r (from 0) reads 8 bytes at most 7r bytes on
         // and starts at most 20r bytes on with 24 bytes of room left.
         let rounds = (0..STREAMS)
             .map(|k| {
                 let len = bits[k].src.len();
+                let pos = next[k] as usize - src[k] as usize;
                 let room = end[k] - (dst[k] as usize - base as usize);
-                let by_src = if len.saturating_sub(pos[k]) >= 8 {
-                    (len - pos[k] - 8) / REFILL_MAX + 1
+                let by_src = if len.saturating_sub(pos) >= 8 {
+                    (len - pos - 8) / REFILL_MAX + 1
                 } else {
                     0
                 };
@@ -664,15 +670,15 @@ fn fast_rounds_with(
         // The streams in locals, so each stays in a register through the rounds.
         let [mut b0, mut b1, mut b2, mut b3] = buf;
         let [mut d0, mut d1, mut d2, mut d3] = dst;
-        let [mut p0, mut p1, mut p2, mut p3] = pos;
+        let [mut p0, mut p1, mut p2, mut p3] = next;
         for _ in 0..rounds {
             // SAFETY: `rounds` was counted so that every refill of these rounds reads 8 bytes
             // inside its bitstream and every store stays in its segment.
             unsafe {
-                refill(&mut b0, src[0], &mut p0);
-                refill(&mut b1, src[1], &mut p1);
-                refill(&mut b2, src[2], &mut p2);
-                refill(&mut b3, src[3], &mut p3);
+                refill(&mut b0, &mut p0);
+                refill(&mut b1, &mut p1);
+                refill(&mut b2, &mut p2);
+                refill(&mut b3, &mut p3);
             }
             for _ in 0..ROUND {
                 step(table, &mut b0, &mut d0);
@@ -683,31 +689,33 @@ fn fast_rounds_with(
         }
         buf = [b0, b1, b2, b3];
         dst = [d0, d1, d2, d3];
-        pos = [p0, p1, p2, p3];
+        next = [p0, p1, p2, p3];
     }
     for k in 0..STREAMS {
         let avail = 63 - buf[k].leading_zeros();
         bits[k].buf = buf[k] ^ (1u64 << avail);
         bits[k].avail = avail;
-        bits[k].pos = pos[k];
+        bits[k].pos = next[k] as usize - src[k] as usize;
         at[k] = dst[k] as usize - base as usize;
     }
 }
 
 /// Tops the sentinel-form `buf` up with the whole bytes that fit below bit 63, read from
-/// `src + *pos`, which moves past them (at most 7).
+/// `*next`, which moves past them (at most 7).
 ///
 /// # Safety
-/// 8 bytes at `src + *pos` must be readable.
+/// 8 bytes at `*next` must be readable.
 #[inline(always)]
-unsafe fn refill(buf: &mut u64, src: *const u8, pos: &mut usize) {
+unsafe fn refill(buf: &mut u64, next: &mut *const u8) {
     let avail = 63 - buf.leading_zeros();
     let bytes = (63 - avail) >> 3;
-    // SAFETY: the caller guarantees 8 readable bytes at `src + *pos`.
-    let w = u64::from_le(unsafe { src.add(*pos).cast::<u64>().read_unaligned() })
-        & ((1u64 << (8 * bytes)) - 1);
-    *buf = (*buf ^ (1u64 << avail)) | (w << avail) | (1u64 << (avail + 8 * bytes));
-    *pos += bytes as usize;
+    // SAFETY: the caller guarantees 8 readable bytes at `*next`, so the bytes taken stay
+    // inside (or one past) the same bitstream.
+    unsafe {
+        let w = u64::from_le(next.cast::<u64>().read_unaligned()) & ((1u64 << (8 * bytes)) - 1);
+        *buf = (*buf ^ (1u64 << avail)) | (w << avail) | (1u64 << (avail + 8 * bytes));
+        *next = next.add(bytes as usize);
+    }
 }
 
 #[cfg(test)]

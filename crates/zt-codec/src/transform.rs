@@ -25,6 +25,12 @@ pub(crate) enum Layout {
     F64,
     /// Integers of this many bytes: one stream per byte plane, least significant first.
     Planes(usize),
+    /// Elements of this many bytes as their sign bits (the top bit of each element, packed
+    /// eight to a byte, first element in the lowest bit) and then their byte planes, least
+    /// significant first, the sign bit cleared in the top plane. For fp16: the high byte less
+    /// its near-random sign is a ~4.5-bit symbol, which a Huffman table lookup yields two of
+    /// where it yields ~1.6 high bytes, and the packed signs cost what they did inside it.
+    SignPlanes(usize),
 }
 
 impl Layout {
@@ -47,11 +53,11 @@ impl Layout {
             Layout::Bf16 | Layout::F16 => 2,
             Layout::F32 => 4,
             Layout::F64 => 8,
-            Layout::Planes(k) => k,
+            Layout::Planes(k) | Layout::SignPlanes(k) => k,
         }
     }
 
-    /// Number of streams; each holds one byte per element.
+    /// Number of streams.
     pub(crate) fn streams(self) -> usize {
         match self {
             Layout::Bytes => 1,
@@ -60,14 +66,32 @@ impl Layout {
             Layout::F32 => 4,
             Layout::F64 => 9,
             Layout::Planes(k) => k,
+            Layout::SignPlanes(k) => k + 1,
         }
     }
 
-    /// Splits `data` (whole elements) into `self.streams()` streams of one byte per element.
+    /// Bytes of stream `index` for `n` elements: one per element, except the packed signs.
+    pub(crate) fn stream_len(self, index: usize, n: usize) -> usize {
+        match self {
+            Layout::SignPlanes(_) if index == 0 => n.div_ceil(8),
+            _ => n,
+        }
+    }
+
+    /// Splits `data` (whole elements) into `self.streams()` streams of
+    /// [`Layout::stream_len`] bytes.
     pub(crate) fn split(self, data: &[u8]) -> Vec<Scratch> {
         let es = self.esize();
         debug_assert_eq!(data.len() % es, 0);
         let n = data.len() / es;
+        if let Layout::SignPlanes(k) = self {
+            let mut s = Vec::with_capacity(k + 1);
+            s.push(mem::scratch(n.div_ceil(8)));
+            s.extend(Layout::Planes(k).split(data));
+            let (signs, planes) = s.split_at_mut(1);
+            take_signs(&mut planes[k - 1], &mut signs[0]);
+            return s;
+        }
         // Every layout below writes every byte of every stream.
         let mut s: Vec<Scratch> = (0..self.streams()).map(|_| mem::scratch(n)).collect();
         match self {
@@ -154,17 +178,24 @@ impl Layout {
                     }
                 }
             }
+            Layout::SignPlanes(_) => unreachable!("split above"),
         }
         s
     }
 
-    /// Inverse of [`Layout::split`]: writes `streams` (each `out.len() / esize` bytes) back
-    /// into elements, initializing every byte of `out`. (`out` may be fresh memory: the common
-    /// layouts write it without zeroing it first, which cost a tenth of a bf16 decode.)
+    /// Inverse of [`Layout::split`]: writes `streams` (of [`Layout::stream_len`] bytes for
+    /// `out.len() / esize` elements) back into elements, initializing every byte of `out`.
+    /// (`out` may be fresh memory: the common layouts write it without zeroing it first, which
+    /// cost a tenth of a bf16 decode.) Stream bits that the split leaves 0 are ignored.
     pub(crate) fn merge(self, streams: &[&[u8]], out: &mut [MaybeUninit<u8>]) {
         let es = self.esize();
         debug_assert_eq!(streams.len(), self.streams());
-        debug_assert!(streams.iter().all(|s| s.len() * es == out.len()));
+        debug_assert!(
+            streams
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.len() == self.stream_len(i, out.len() / es))
+        );
         match self {
             Layout::Bytes => mem::zeroed(out).copy_from_slice(streams[0]),
             Layout::Bf16 => {
@@ -236,6 +267,57 @@ impl Layout {
                     }
                 }
             }
+            Layout::SignPlanes(2) => {
+                let (signs, lo, hi) = (streams[0], streams[1], streams[2]);
+                // SAFETY: SSE2 is part of the x86-64 baseline; the planes hold one byte per
+                // element of `out` and the signs one bit.
+                #[cfg(target_arch = "x86_64")]
+                let done = unsafe { sse2::merge_sign_planes2(signs, lo, hi, out) };
+                #[cfg(not(target_arch = "x86_64"))]
+                let done = 0;
+                let rest = mem::zeroed(&mut out[2 * done..]).as_chunks_mut::<2>().0;
+                for (j, (c, (&l, &h))) in rest
+                    .iter_mut()
+                    .zip(lo[done..].iter().zip(&hi[done..]))
+                    .enumerate()
+                {
+                    let i = done + j;
+                    *c = [l, (h & 0x7f) | (((signs[i / 8] >> (i % 8)) & 1) << 7)];
+                }
+            }
+            Layout::SignPlanes(k) => {
+                let signs = streams[0];
+                for (i, c) in mem::zeroed(out).chunks_exact_mut(k).enumerate() {
+                    for (p, b) in c.iter_mut().enumerate() {
+                        *b = streams[1 + p][i];
+                    }
+                    c[k - 1] = (c[k - 1] & 0x7f) | (((signs[i / 8] >> (i % 8)) & 1) << 7);
+                }
+            }
+        }
+    }
+}
+
+/// Moves the top bit of every byte of `top` into `signs`, packed eight to a byte (first byte
+/// in the lowest bit, unused bits of the last byte 0), and clears it in `top`.
+fn take_signs(top: &mut [u8], signs: &mut [u8]) {
+    debug_assert_eq!(signs.len(), top.len().div_ceil(8));
+    let (groups, rest) = top.as_chunks_mut::<8>();
+    for (g, s) in groups.iter_mut().zip(signs.iter_mut()) {
+        let w = u64::from_le_bytes(*g);
+        // Bit 7 of byte j moves to bit 56 + j: the multiplier's term 2^(56 - 7j) lands the
+        // byte's bit (at 8j) there; all 64 products fall on distinct bits (no carries), and
+        // only those eight on bits 56..63.
+        let bits = (w >> 7) & 0x0101_0101_0101_0101;
+        *s = (bits.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+        *g = (w & 0x7f7f_7f7f_7f7f_7f7f).to_le_bytes();
+    }
+    if !rest.is_empty() {
+        let last = signs.last_mut().expect("a byte for the remainder");
+        *last = 0;
+        for (j, b) in rest.iter_mut().enumerate() {
+            *last |= (*b >> 7) << j;
+            *b &= 0x7f;
         }
     }
 }
@@ -372,6 +454,41 @@ mod sse2 {
             unsafe {
                 let l = _mm_loadu_si128(lo.as_ptr().add(16 * i).cast());
                 let h = _mm_loadu_si128(hi.as_ptr().add(16 * i).cast());
+                let dst = out.as_mut_ptr().add(32 * i).cast::<__m128i>();
+                _mm_storeu_si128(dst, _mm_unpacklo_epi8(l, h));
+                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi8(l, h));
+            }
+        }
+        blocks * 16
+    }
+
+    /// [`merge_planes2`] with the top bit of each high byte taken from the packed `signs`.
+    ///
+    /// # Safety
+    /// `lo` and `hi` hold at least one byte per element of `out`, `signs` one bit.
+    #[target_feature(enable = "sse2")]
+    pub(super) unsafe fn merge_sign_planes2(
+        signs: &[u8],
+        lo: &[u8],
+        hi: &[u8],
+        out: &mut [MaybeUninit<u8>],
+    ) -> usize {
+        let blocks = out.len() / 32;
+        debug_assert!(lo.len() >= blocks * 16 && hi.len() >= blocks * 16);
+        debug_assert!(signs.len() >= blocks * 2);
+        // Byte j of each half tests bit j of its sign byte.
+        let select = _mm_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        let (low7, top) = (_mm_set1_epi8(0x7f), _mm_set1_epi8(0x80u8 as i8));
+        for i in 0..blocks {
+            // SAFETY: as in `split_planes2`, and sign bytes [2i, 2i + 2) are in bounds by
+            // the caller's contract.
+            unsafe {
+                let l = _mm_loadu_si128(lo.as_ptr().add(16 * i).cast());
+                let h = _mm_loadu_si128(hi.as_ptr().add(16 * i).cast());
+                let spread = |b: u8| (u64::from(b) * 0x0101_0101_0101_0101) as i64;
+                let s = _mm_set_epi64x(spread(signs[2 * i + 1]), spread(signs[2 * i]));
+                let set = _mm_cmpeq_epi8(_mm_and_si128(s, select), select);
+                let h = _mm_or_si128(_mm_and_si128(h, low7), _mm_and_si128(set, top));
                 let dst = out.as_mut_ptr().add(32 * i).cast::<__m128i>();
                 _mm_storeu_si128(dst, _mm_unpacklo_epi8(l, h));
                 _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi8(l, h));
@@ -1170,13 +1287,52 @@ mod tests {
             Layout::Planes(2),
             Layout::Planes(4),
             Layout::Planes(8),
+            Layout::SignPlanes(1),
+            Layout::SignPlanes(2),
+            Layout::SignPlanes(4),
+            Layout::SignPlanes(8),
         ] {
             let streams = layout.split(&data);
             assert_eq!(streams.len(), layout.streams());
+            let n = data.len() / layout.esize();
+            for (i, s) in streams.iter().enumerate() {
+                assert_eq!(s.len(), layout.stream_len(i, n), "{layout:?} stream {i}");
+            }
             let refs: Vec<&[u8]> = streams.iter().map(|s| &s[..]).collect();
             let mut back = vec![0u8; data.len()];
             layout.merge(&refs, uninit(&mut back));
             assert_eq!(back, data, "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn sign_planes_pack_the_signs_and_ignore_bits_the_split_leaves_zero() {
+        // fp16 -1.5, 2.0, -0.0, then 8 positive and 2 negative elements: 13 signs, two bytes.
+        let mut elems = vec![0xBE00u16, 0x4000, 0x8000];
+        elems.extend([0x3C00u16; 8]);
+        elems.extend([0xBC00u16; 2]);
+        let data: Vec<u8> = elems.iter().flat_map(|e| e.to_le_bytes()).collect();
+        let s = Layout::SignPlanes(2).split(&data);
+        assert_eq!(&s[0][..], &[0b0000_0101, 0b0001_1000]);
+        assert_eq!(&s[1][..3], &[0, 0, 0]);
+        assert_eq!(&s[2][..3], &[0x3E, 0x40, 0]);
+        // Set sign bits in the top plane and in the last sign byte's unused bits: ignored.
+        let signs = [0b0000_0101, 0b1111_1000];
+        let top: Vec<u8> = s[2].iter().map(|b| b | 0x80).collect();
+        for n in [13, 40] {
+            let (signs, top, lo): (Vec<u8>, Vec<u8>, Vec<u8>) = if n == 13 {
+                (signs.to_vec(), top.clone(), s[1].to_vec())
+            } else {
+                // Long enough for the vector path: the same 13 repeated with zeros between.
+                let d: Vec<u8> = data.iter().copied().cycle().take(2 * n).collect();
+                let t = Layout::SignPlanes(2).split(&d);
+                let top = t[2].iter().map(|b| b | 0x80).collect();
+                (t[0].to_vec(), top, t[1].to_vec())
+            };
+            let mut back = vec![0u8; 2 * n];
+            Layout::SignPlanes(2).merge(&[&signs, &lo, &top], uninit(&mut back));
+            let want: Vec<u8> = data.iter().copied().cycle().take(2 * n).collect();
+            assert_eq!(back, want, "{n} elements");
         }
     }
 

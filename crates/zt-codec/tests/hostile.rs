@@ -48,6 +48,21 @@ fn sample_frames() -> Vec<(Vec<u8>, Vec<u8>)> {
             out.push((compress(&data, dtype, &o).unwrap(), data.clone()));
         }
     }
+    // fp16-like values with random signs (sign bits apart from the byte planes), at Default.
+    let f16: Vec<u8> = (0..3000)
+        .flat_map(|_| {
+            let r = next();
+            [
+                r as u8,
+                ((r >> 16) as u8 & 0x80) | (0x24 + (r >> 8) as u8 % 6),
+            ]
+        })
+        .collect();
+    let o = CompressOptions {
+        chunk_size: 4096,
+        ..CompressOptions::default()
+    };
+    out.push((compress(&f16, Some(DType::F16), &o).unwrap(), f16));
     out
 }
 
