@@ -198,7 +198,14 @@ fn segment_start(n: usize, k: usize) -> usize {
 
 /// Appends the Huffman coding of `data` with code lengths `lens` (from [`code_lengths`] of a
 /// histogram covering every byte of `data`) to `out`.
+///
+/// # Panics
+/// If a length exceeds [`MAX_LEN`] (the output buffers are sized by it).
 pub fn encode(data: &[u8], lens: &[u8; 256], out: &mut Vec<u8>) {
+    assert!(
+        lens.iter().all(|&l| u32::from(l) <= MAX_LEN),
+        "Huffman code lengths are limited to {MAX_LEN} bits"
+    );
     let (first, last) = range(lens);
     out.push(first as u8);
     out.push(last as u8);
@@ -256,7 +263,17 @@ impl BitWriter<'_> {
     /// Writes the whole pending bytes (the buffer has 8 bytes of room past the code's end).
     #[inline(always)]
     fn flush(&mut self) {
-        self.buf[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_le_bytes());
+        debug_assert!(self.pos + 8 <= self.buf.len());
+        // SAFETY: the buffer holds `MAX_LEN` bits for every symbol put (`encode` checks the
+        // lengths) plus 16 bytes, and `pos` counts whole bytes of the bits put, so 8 bytes at
+        // `pos` are in bounds.
+        unsafe {
+            self.buf
+                .as_mut_ptr()
+                .add(self.pos)
+                .cast::<[u8; 8]>()
+                .write_unaligned(self.acc.to_le_bytes());
+        }
         let bytes = self.nbits / 8;
         self.pos += bytes as usize;
         self.acc >>= bytes * 8;
@@ -303,8 +320,9 @@ unsafe fn encode_segments_bmi2<'s>(
     encode_segments_with(segments, table, scratch)
 }
 
-/// Codes the segments into `scratch`, side by side (four independent bit accumulators),
-/// and returns each one's bytes.
+/// Codes the segments into `scratch`, two at a time side by side (two independent bit
+/// accumulators: enough to overlap their dependency chains, few enough to stay in registers,
+/// where four spilled), and returns each one's bytes.
 #[inline(always)]
 fn encode_segments_with<'s>(
     segments: &[&[u8]; STREAMS],
@@ -329,24 +347,9 @@ fn encode_segments_with<'s>(
             nbits: 0,
         }
     });
-    // Four symbols a stream between flushes: at most 7 + 4 x 11 = 51 bits pending.
-    let quads = segments.iter().map(|s| s.len() / 4).min().unwrap_or(0);
-    for i in 0..quads {
-        for k in 0..STREAMS {
-            for &s in &segments[k][4 * i..4 * i + 4] {
-                w[k].put(table, s);
-            }
-            w[k].flush();
-        }
-    }
-    for (k, w) in w.iter_mut().enumerate() {
-        for q in segments[k][4 * quads..].chunks(4) {
-            for &s in q {
-                w.put(table, s);
-            }
-            w.flush();
-        }
-    }
+    let [w0, w1, w2, w3] = &mut w;
+    encode_pair([segments[0], segments[1]], table, [w0, w1]);
+    encode_pair([segments[2], segments[3]], table, [w2, w3]);
     let lens = w.map(BitWriter::finish);
     let mut coded: &[u8] = scratch;
     std::array::from_fn(|k| {
@@ -354,6 +357,32 @@ fn encode_segments_with<'s>(
         coded = tail;
         &this[..lens[k]]
     })
+}
+
+/// Codes two segments side by side into fresh writers: five symbols a segment between
+/// flushes (at most 7 + 5 x 11 = 62 bits pending), then each one's remainder.
+#[inline(always)]
+fn encode_pair(segs: [&[u8]; 2], table: &EncTable, [wa, wb]: [&mut BitWriter<'_>; 2]) {
+    let (a, a_rest) = segs[0].as_chunks::<5>();
+    let (b, b_rest) = segs[1].as_chunks::<5>();
+    let groups = a.len().min(b.len());
+    for (ga, gb) in a[..groups].iter().zip(&b[..groups]) {
+        for (&sa, &sb) in ga.iter().zip(gb) {
+            wa.put(table, sa);
+            wb.put(table, sb);
+        }
+        wa.flush();
+        wb.flush();
+    }
+    for (w, seg) in [(wa, &segs[0][5 * groups..]), (wb, &segs[1][5 * groups..])] {
+        for q in seg.chunks(5) {
+            for &s in q {
+                w.put(table, s);
+            }
+            w.flush();
+        }
+    }
+    debug_assert!(a_rest.len() < 5 && b_rest.len() < 5);
 }
 
 /// Decode table entry: the bits its symbols take (byte 0, so that a shift by the entry
