@@ -122,7 +122,11 @@ fn main() {
         ("fp16 high bytes less the sign", &high7),
         ("INT8 indices", &int8),
     ] {
-        let h = rans::histogram(d);
+        let (th, h) = best_of(5, || rans::histogram(d));
+        println!(
+            "zt-codec histogram of {name}: {:.0} MB/s",
+            d.len() as f64 / 1e6 / th
+        );
         let lens = huffman::code_lengths(&h).expect("two symbols");
         let (te, enc) = best_of(3, || {
             let mut out = Vec::new();

@@ -84,6 +84,27 @@ impl Layout {
         let es = self.esize();
         debug_assert_eq!(data.len() % es, 0);
         let n = data.len() / es;
+        if self == Layout::SignPlanes(2) {
+            let (mut signs, mut lo, mut hi) = (
+                mem::scratch(n.div_ceil(8)),
+                mem::scratch(n),
+                mem::scratch(n),
+            );
+            // SAFETY: SSE2 is part of the x86-64 baseline; the planes hold one byte per element
+            // of `data` and the signs one bit.
+            #[cfg(target_arch = "x86_64")]
+            let done = unsafe { sse2::split_sign_planes2(data, &mut signs, &mut lo, &mut hi) };
+            #[cfg(not(target_arch = "x86_64"))]
+            let done = 0;
+            // `done` is a multiple of 16: the rest starts on a whole sign byte.
+            let rest = data[2 * done..].as_chunks::<2>().0;
+            for ((c, l), h) in rest.iter().zip(&mut lo[done..]).zip(&mut hi[done..]) {
+                *l = c[0];
+                *h = c[1];
+            }
+            take_signs(&mut hi[done..], &mut signs[done / 8..]);
+            return vec![signs, lo, hi];
+        }
         if let Layout::SignPlanes(k) = self {
             let mut s = Vec::with_capacity(k + 1);
             s.push(mem::scratch(n.div_ceil(8)));
@@ -436,6 +457,43 @@ mod sse2 {
                 let h = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
                 _mm_storeu_si128(lo.as_mut_ptr().add(16 * i).cast(), l);
                 _mm_storeu_si128(hi.as_mut_ptr().add(16 * i).cast(), h);
+            }
+        }
+        blocks * 16
+    }
+
+    /// [`split_planes2`] with the top bit of each high byte moved to `signs` (packed, first
+    /// element in the lowest bit); returns the elements done, a multiple of 16.
+    ///
+    /// # Safety
+    /// `lo` and `hi` hold at least one byte per element of `data`, `signs` one bit.
+    #[target_feature(enable = "sse2")]
+    pub(super) unsafe fn split_sign_planes2(
+        data: &[u8],
+        signs: &mut [u8],
+        lo: &mut [u8],
+        hi: &mut [u8],
+    ) -> usize {
+        let blocks = data.len() / 32;
+        debug_assert!(lo.len() >= blocks * 16 && hi.len() >= blocks * 16);
+        debug_assert!(signs.len() >= blocks * 2);
+        let (low, low7) = (_mm_set1_epi16(0xff), _mm_set1_epi8(0x7f));
+        for i in 0..blocks {
+            // SAFETY: as in `split_planes2`, and sign bytes [2i, 2i + 2) are in bounds by
+            // the caller's contract.
+            unsafe {
+                let src = data.as_ptr().add(32 * i).cast::<__m128i>();
+                let (a, b) = (_mm_loadu_si128(src), _mm_loadu_si128(src.add(1)));
+                let l = _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low));
+                let h = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
+                let s = (_mm_movemask_epi8(h) as u16).to_le_bytes();
+                signs
+                    .as_mut_ptr()
+                    .add(2 * i)
+                    .cast::<[u8; 2]>()
+                    .write_unaligned(s);
+                _mm_storeu_si128(lo.as_mut_ptr().add(16 * i).cast(), l);
+                _mm_storeu_si128(hi.as_mut_ptr().add(16 * i).cast(), _mm_and_si128(h, low7));
             }
         }
         blocks * 16
