@@ -323,6 +323,14 @@ fn measure_zstd(w: &Workload, level: i32, runs: usize) -> Result<Figure> {
     })
 }
 
+/// Folds a second measurement of a codec into its first: the faster time each way.
+fn keep_best(figures: &mut [Figure], again: Figure) {
+    if let Some(f) = figures.iter_mut().find(|f| f.codec == again.codec) {
+        f.compress_mbps = f.compress_mbps.max(again.compress_mbps);
+        f.decompress_mbps = f.decompress_mbps.max(again.decompress_mbps);
+    }
+}
+
 fn dtype_arg(d: DType) -> &'static str {
     match d {
         DType::BF16 => "bf16",
@@ -331,7 +339,8 @@ fn dtype_arg(d: DType) -> &'static str {
     }
 }
 
-fn measure_peers(w: &Workload, s: &Settings) -> Result<Vec<Figure>> {
+/// The peers on `w` (ZipNN alone when `zipnn_only`).
+fn measure_peers(w: &Workload, s: &Settings, zipnn_only: bool) -> Result<Vec<Figure>> {
     std::fs::create_dir_all(&s.dir)?;
     let file = s.dir.join(format!("{}.bin", w.name));
     std::fs::write(&file, &w.data)?;
@@ -343,7 +352,9 @@ fn measure_peers(w: &Workload, s: &Settings) -> Result<Vec<Figure>> {
         .args(["--dtype", dtype_arg(w.dtype)])
         .args(["--threads", &s.threads.to_string()])
         .args(["--runs", &s.runs.to_string()]);
-    if !s.slow {
+    if zipnn_only {
+        cmd.args(["--z4ai-efforts", ""]);
+    } else if !s.slow {
         cmd.args(["--z4ai-efforts", "fast,default"]);
     }
     let ref_file = s.dir.join(format!("{}.ref.bin", w.name));
@@ -457,9 +468,22 @@ pub fn run(s: &Settings) -> Result<Outcome> {
             figures.push(measure_zstd(&w, 19, 1)?);
         }
         if peers {
-            match measure_peers(&w, s) {
+            match measure_peers(&w, s, false) {
                 Ok(f) => figures.extend(f),
                 Err(e) => eprintln!("  peers: {e:#}"),
+            }
+            // The speed goal compares our default with ZipNN, so both are measured a second
+            // time, one after the other, and keep their best: other tenants' bursts on this
+            // shared machine last seconds, long enough to land on one codec's runs only.
+            if figures.iter().any(|f| f.codec == "zipnn-default")
+                && (s.efforts.is_empty() || s.efforts.contains(&Effort::Default))
+            {
+                let again = measure_ztc(&w, Effort::Default, s)?;
+                keep_best(&mut figures, again);
+                match measure_peers(&w, s, true) {
+                    Ok(f) => f.into_iter().for_each(|f| keep_best(&mut figures, f)),
+                    Err(e) => eprintln!("  peers (second round): {e:#}"),
+                }
             }
         }
         rows.push(Row {
@@ -471,7 +495,8 @@ pub fn run(s: &Settings) -> Result<Outcome> {
     }
 
     let mut markdown = format!(
-        "{} MB per workload, {} thread(s), best of {} run(s); MB/s = 10^6 bytes per second of \
+        "{} MB per workload, {} thread(s), best of {} run(s) (ztc default and ZipNN: of two \
+         rounds of them, the second after the peers); MB/s = 10^6 bytes per second of \
          uncompressed data.\n\nRatios (higher is better); H0 = order-0 entropy bound of the \
          field streams\n\n",
         s.mb, s.threads, s.runs

@@ -61,8 +61,9 @@
 //! dismiss near-random ones) and entropy-codes every stream where that saves 1%: with
 //! Huffman where its codes average at most 6 bits a symbol and cost at most 2.5% more than
 //! order-0 rANS (exponents: about 1.8%, for a decoder about 2.7 times as fast; fp16 high
-//! bytes: 0.5%, 1.2 times), with rANS where Huffman would lose more (streams dominated by one
-//! byte, such as delta residues) or gain no speed (INT8 palette indices, 6-8 bits a symbol). [`Effort::Fast`] does the same
+//! bytes less their sign: 0.6%, 1.5 times), with rANS where Huffman would lose more (streams
+//! dominated by one byte, such as delta residues) or gain no speed (INT8 palette indices, 6-8
+//! bits a symbol). [`Effort::Fast`] does the same
 //! with thresholds of 1/8 and 10%: near-random mantissas are stored, so decoding is mostly
 //! copies and table lookups. [`Effort::Max`] encodes every candidate for real and keeps the
 //! smallest: each transform with and without sparse, order-0 and order-1 rANS and zstd-19
