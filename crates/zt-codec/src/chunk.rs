@@ -82,8 +82,8 @@ pub(crate) struct ChunkPolicy {
     pub exhaustive: bool,
     /// Consider the sparse transform from this fraction of all-zero elements on.
     pub sparse_min_fraction: f64,
-    /// The frame's choice among the field split and the byte planes for fp16 below
-    /// exhaustive effort, made once from a sample of the whole buffer; `None`: each chunk
+    /// The frame's choice among the field split, the byte planes and the sign planes for fp16
+    /// below exhaustive effort, made once from a sample of the whole buffer; `None`: each chunk
     /// samples itself.
     pub f16_fields: Option<Fields>,
 }
