@@ -437,6 +437,24 @@ mod sse2 {
         blocks * 16
     }
 
+    /// The low and the high bytes of the 16 two-byte elements at `src`.
+    ///
+    /// # Safety
+    /// 32 bytes at `src` must be readable.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    unsafe fn planes16(src: *const u8) -> (__m128i, __m128i) {
+        let low = _mm_set1_epi16(0xff);
+        // SAFETY: the caller guarantees 32 readable bytes; unaligned loads.
+        let (a, b) = unsafe {
+            let src = src.cast::<__m128i>();
+            (_mm_loadu_si128(src), _mm_loadu_si128(src.add(1)))
+        };
+        let l = _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low));
+        let h = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
+        (l, h)
+    }
+
     /// Splits the whole 16-element blocks of 2-byte `data` into its low and high bytes;
     /// returns the elements done.
     ///
@@ -446,15 +464,11 @@ mod sse2 {
     pub(super) unsafe fn split_planes2(data: &[u8], lo: &mut [u8], hi: &mut [u8]) -> usize {
         let blocks = data.len() / 32;
         debug_assert!(lo.len() >= blocks * 16 && hi.len() >= blocks * 16);
-        let low = _mm_set1_epi16(0xff);
         for i in 0..blocks {
             // SAFETY: data[32i..32i+32] and stream bytes [16i..16i+16] are in bounds by the
             // count above and the caller's contract; unaligned loads/stores.
             unsafe {
-                let src = data.as_ptr().add(32 * i).cast::<__m128i>();
-                let (a, b) = (_mm_loadu_si128(src), _mm_loadu_si128(src.add(1)));
-                let l = _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low));
-                let h = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
+                let (l, h) = planes16(data.as_ptr().add(32 * i));
                 _mm_storeu_si128(lo.as_mut_ptr().add(16 * i).cast(), l);
                 _mm_storeu_si128(hi.as_mut_ptr().add(16 * i).cast(), h);
             }
@@ -477,15 +491,12 @@ mod sse2 {
         let blocks = data.len() / 32;
         debug_assert!(lo.len() >= blocks * 16 && hi.len() >= blocks * 16);
         debug_assert!(signs.len() >= blocks * 2);
-        let (low, low7) = (_mm_set1_epi16(0xff), _mm_set1_epi8(0x7f));
+        let low7 = _mm_set1_epi8(0x7f);
         for i in 0..blocks {
             // SAFETY: as in `split_planes2`, and sign bytes [2i, 2i + 2) are in bounds by
             // the caller's contract.
             unsafe {
-                let src = data.as_ptr().add(32 * i).cast::<__m128i>();
-                let (a, b) = (_mm_loadu_si128(src), _mm_loadu_si128(src.add(1)));
-                let l = _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low));
-                let h = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
+                let (l, h) = planes16(data.as_ptr().add(32 * i));
                 let s = (_mm_movemask_epi8(h) as u16).to_le_bytes();
                 signs
                     .as_mut_ptr()
