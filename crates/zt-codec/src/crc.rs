@@ -40,7 +40,7 @@ const fn mul_mod(a: u32, mut b: u32) -> u32 {
 }
 
 /// x^(n 2^k) modulo the polynomial, for `k + 64 <= 67`.
-fn x_pow(mut n: u64, mut k: usize) -> u32 {
+const fn x_pow(mut n: u64, mut k: usize) -> u32 {
     let mut p = 1u32 << 31;
     while n != 0 {
         if n & 1 != 0 {
@@ -59,7 +59,128 @@ pub(crate) fn combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
 }
 
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if data.len() >= fold256::MIN_LEN && fold256::available() {
+        // SAFETY: `available` checked every CPU feature the kernel is compiled for, and the
+        // length is at least `MIN_LEN`.
+        return unsafe { fold256::crc32c(data) };
+    }
     crc_fast::crc32_iscsi(data)
+}
+
+/// CRC-32C by folding 256-bit lanes with VPCLMULQDQ, on CPUs that have it with AVX2 but not
+/// AVX-512 (AMD Zen 3, Intel Alder Lake client cores), where crc-fast 1.10 folds 128 bits at
+/// a time. On this machine's Zen 3, over 64 KiB and 1 MiB buffers,
+/// 25.4 GB/s against crc-fast's 18.3 (a 32 MiB buffer is memory-bound at ~18 for both); the
+/// checksum had been a tenth of a two-thread fp16 decode.
+///
+/// Folding: a 16-byte block `B` (as a polynomial, the first byte's low bit the highest term)
+/// followed by `F` more bytes contributes `B x^(8F)` to the rest of the message, and modulo
+/// the polynomial that is the carry-less products of its two halves with `x^(8F+31)` and
+/// `x^(8F-33)` (the `x^32` and the extra `x` of reflected multiplication are folded into
+/// the constants): a 96-bit value aligned like the block `F` bytes on, into which it is
+/// XORed. What is left, one block and under 16 bytes, goes through the CRC32 instruction.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+mod fold256 {
+    use std::arch::x86_64::*;
+
+    use super::x_pow;
+
+    /// Below this the setup costs more than the folding gains.
+    pub(super) const MIN_LEN: usize = 256;
+
+    /// The two fold constants for a distance of `bytes`, as the low and high lane.
+    const fn fold_by(bytes: u64) -> (i64, i64) {
+        (
+            x_pow(8 * bytes + 31, 0) as i64,
+            x_pow(8 * bytes - 33, 0) as i64,
+        )
+    }
+
+    const BY_128: (i64, i64) = fold_by(128);
+    const BY_16: (i64, i64) = fold_by(16);
+    /// Folds of block `j` of the last 128 bytes onto block 7: 16 (7 - j) bytes.
+    const ONTO_LAST: [(i64, i64); 7] = {
+        let mut t = [(0, 0); 7];
+        let mut j = 0;
+        while j < 7 {
+            t[j] = fold_by(16 * (7 - j as u64));
+            j += 1;
+        }
+        t
+    };
+
+    /// The features the kernel needs, on a CPU without AVX-512 (with it, crc-fast folds 512
+    /// bits at a time).
+    pub(super) fn available() -> bool {
+        !is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("vpclmulqdq")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("pclmulqdq")
+            && is_x86_feature_detected!("sse4.2")
+    }
+
+    /// # Safety
+    /// The CPU must have every feature [`available`] checks; `data` must be at least
+    /// [`MIN_LEN`] bytes.
+    #[target_feature(enable = "vpclmulqdq,avx2,pclmulqdq,sse4.2")]
+    pub(super) unsafe fn crc32c(data: &[u8]) -> u32 {
+        debug_assert!(data.len() >= MIN_LEN);
+        let load = |at: usize| {
+            let b = &data[at..at + 32];
+            // SAFETY: `b` is 32 readable bytes; the load is unaligned.
+            unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+        };
+        // The initial CRC state (all ones) is XORed into the first four bytes.
+        let mut acc = [
+            _mm256_xor_si256(load(0), _mm256_setr_epi32(-1, 0, 0, 0, 0, 0, 0, 0)),
+            load(32),
+            load(64),
+            load(96),
+        ];
+        let k128 = _mm256_setr_epi64x(BY_128.0, BY_128.1, BY_128.0, BY_128.1);
+        let mut at = 128;
+        while at + 128 <= data.len() {
+            for (i, a) in acc.iter_mut().enumerate() {
+                let lo = _mm256_clmulepi64_epi128::<0x00>(*a, k128);
+                let hi = _mm256_clmulepi64_epi128::<0x11>(*a, k128);
+                *a = _mm256_xor_si256(_mm256_xor_si256(lo, hi), load(at + 32 * i));
+            }
+            at += 128;
+        }
+        // The eight 16-byte blocks onto the last one.
+        let blocks = acc.map(|a| [_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a)]);
+        let blocks = blocks.as_flattened();
+        let mut v = blocks[7];
+        for (b, k) in blocks[..7].iter().zip(ONTO_LAST) {
+            v = _mm_xor_si128(v, fold16(*b, k));
+        }
+        // Whole blocks left, then the last block and the bytes after it, through CRC32.
+        while at + 16 <= data.len() {
+            let b = &data[at..at + 16];
+            // SAFETY: `b` is 16 readable bytes; the load is unaligned.
+            let next = unsafe { _mm_loadu_si128(b.as_ptr().cast()) };
+            v = _mm_xor_si128(fold16(v, BY_16), next);
+            at += 16;
+        }
+        let mut state = _mm_crc32_u64(0, _mm_cvtsi128_si64(v) as u64);
+        state = _mm_crc32_u64(state, _mm_extract_epi64::<1>(v) as u64);
+        let mut state = state as u32;
+        for &b in &data[at..] {
+            state = _mm_crc32_u8(state, b);
+        }
+        !state
+    }
+
+    /// Block `b` carried `k`'s distance forward.
+    #[target_feature(enable = "pclmulqdq,sse4.2")]
+    fn fold16(b: __m128i, k: (i64, i64)) -> __m128i {
+        let k = _mm_set_epi64x(k.1, k.0);
+        _mm_xor_si128(
+            _mm_clmulepi64_si128::<0x00>(b, k),
+            _mm_clmulepi64_si128::<0x11>(b, k),
+        )
+    }
 }
 
 /// Folds `(crc, len)` pieces, in order, into the CRC of their concatenation.
@@ -101,6 +222,26 @@ mod tests {
         assert_eq!(concat(pieces), whole);
         assert_eq!(parallel(&data, 1024), whole);
         assert_eq!(concat([]), crc32c(&[]));
+    }
+
+    /// The folding kernel against crc-fast at every length around its thresholds and block
+    /// boundaries, at odd offsets.
+    #[test]
+    fn crc32c_agrees_with_crc_fast() {
+        let data: Vec<u8> = (0..20_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let lens = (0..700).chain([1023, 1024, 1025, 4096 + 15, 16_384, 19_000]);
+        for len in lens {
+            for off in [0, 1, 3, 17] {
+                let d = &data[off..off + len];
+                assert_eq!(crc32c(d), crc_fast::crc32_iscsi(d), "len {len} at {off}");
+            }
+        }
+        // The standard check value.
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        let zeros = vec![0u8; 4096];
+        assert_eq!(crc32c(&zeros), crc_fast::crc32_iscsi(&zeros));
     }
 
     #[test]
