@@ -989,21 +989,53 @@ fn expand<const ES: usize, const PER: usize>(
         let v = values.get(i).copied().unwrap_or(0);
         v.to_le_bytes()[..ES].try_into().expect("ES <= 8")
     };
-    let table: Vec<[[u8; ES]; PER]> = (0..256usize)
-        .map(|b| std::array::from_fn(|k| element((b >> (k * bits)) & mask)))
-        .collect();
+    // An array, not a Vec: indexing it with a byte needs no bounds check.
+    let table: Box<[[[u8; ES]; PER]; 256]> = Box::new(std::array::from_fn(|b| {
+        std::array::from_fn(|k| element((b >> (k * bits)) & mask))
+    }));
     let groups = out.len() / ES / PER;
     if packed.len() < groups {
         return false; // (the caller decoded exactly `packed_len` bytes)
     }
-    let dst = out.as_mut_ptr().cast::<[[u8; ES]; PER]>();
-    let mut ok = true;
-    for (g, &b) in packed[..groups].iter().enumerate() {
+    let mut dst = out.as_mut_ptr().cast::<[[u8; ES]; PER]>();
+    let mut packed_groups = &packed[..groups];
+    // Whether every byte is valid: for whole-byte indices the largest against the palette's
+    // length (a vectorised pass), otherwise through the table of valid bytes. (Looking up
+    // validity beside each element kept the expansion loop at ~2.3 cycles an element.)
+    let mut ok = if PER == 1 {
+        packed_groups
+            .iter()
+            .copied()
+            .max()
+            .is_none_or(|m| usize::from(m) < values.len())
+    } else {
+        packed_groups.iter().all(|&b| valid[usize::from(b)])
+    };
+    if ES * PER == 2 {
+        // Two-byte groups (INT8 in bf16, INT4 in a byte): four to an eight-byte store.
+        let t16: [u16; 256] = std::array::from_fn(|b| {
+            let e = table[b].as_flattened();
+            u16::from_le_bytes([e[0], e[1]])
+        });
+        let (quads, rest) = packed_groups.as_chunks::<4>();
+        let d64 = dst.cast::<u64>();
+        for (g, q) in quads.iter().enumerate() {
+            let v = u64::from(t16[usize::from(q[0])])
+                | u64::from(t16[usize::from(q[1])]) << 16
+                | u64::from(t16[usize::from(q[2])]) << 32
+                | u64::from(t16[usize::from(q[3])]) << 48;
+            // SAFETY: quad `g` spans bytes `8 g..8 g + 8` of `out`, inside its `2 groups`.
+            unsafe { d64.add(g).write_unaligned(v.to_le()) };
+        }
+        // SAFETY: `4 quads.len() <= groups` groups were written.
+        dst = unsafe { dst.add(quads.len() * 4) };
+        packed_groups = rest;
+    }
+    for (g, &b) in packed_groups.iter().enumerate() {
         // SAFETY: group `g < groups` spans bytes `g * ES * PER..(g + 1) * ES * PER` of `out`,
         // in bounds by `groups`; the array type has alignment 1. (A raw write because `out`
         // may be fresh memory: zeroing it first cost a tenth of an INT8 decode.)
         unsafe { dst.add(g).write(table[usize::from(b)]) };
-        ok &= valid[usize::from(b)];
     }
     let written = groups * ES * PER;
     let tail = mem::zeroed(&mut out[written..]);
@@ -1452,6 +1484,16 @@ mod tests {
         }
         let mut out = [0u8; 4];
         assert!(palette_expand(&[0x03], 4, 2, &[1, 2], uninit(&mut out)).is_err());
+        // Whole-byte indices: one past the palette is refused wherever it stands, in the
+        // four-at-a-time part or the tail.
+        let values: Vec<u64> = (0..17).collect();
+        for at in [0, 5, 9, 10] {
+            let mut packed = vec![16u8; 11];
+            packed[at] = 17;
+            let mut out = vec![0u8; 22];
+            let r = palette_expand(&packed, 8, 2, &values, uninit(&mut out));
+            assert!(r.is_err(), "index 17 at {at}");
+        }
     }
 
     #[test]
