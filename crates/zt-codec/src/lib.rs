@@ -532,20 +532,12 @@ pub fn decompress_delta_with(
     // (The capacity may exceed the length asked for: only `n` bytes are decoded and kept.)
     let n = h.decoded_len as usize;
     with_pool(opts.threads, || {
-        // The reference's digest (one serial pass) is checked beside the parallel decode;
-        // on a mismatch the decoded bytes are dropped, and the error says why.
-        let (digest, decoded) = rayon::join(
-            || check_reference_digest(&h, reference),
-            || {
-                decode_delta(
-                    frame,
-                    &h,
-                    reference,
-                    Out::fresh(&mut out.spare_capacity_mut()[..n]),
-                )
-            },
-        );
-        digest.and(decoded)
+        decode_delta(
+            frame,
+            &h,
+            reference,
+            Out::fresh(&mut out.spare_capacity_mut()[..n]),
+        )
     })?;
     // SAFETY: `decode_delta` succeeded on a fresh output, so it initialized all `n` bytes.
     unsafe { out.set_len(n) };
@@ -570,13 +562,7 @@ pub fn decompress_delta_into_with(
         )));
     }
     with_pool(opts.threads, || {
-        // The reference's digest (one serial pass) is checked beside the parallel decode;
-        // on a mismatch `out` holds garbage, and the error says why.
-        let (digest, decoded) = rayon::join(
-            || check_reference_digest(&h, reference),
-            || decode_delta(frame, &h, reference, Out::init(out)),
-        );
-        digest.and(decoded)
+        decode_delta(frame, &h, reference, Out::init(out))
     })
 }
 
@@ -603,12 +589,11 @@ fn check_reference_shape(h: &frame::Header, reference: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The reference's xxh3-128 against the frame's record of it.
-fn check_reference_digest(h: &frame::Header, reference: &[u8]) -> Result<()> {
+/// A reference digest (xxh3-128, little-endian) against the frame's record of it.
+fn check_reference_digest(h: &frame::Header, digest: [u8; 16]) -> Result<()> {
     let Some(d) = h.delta else {
         return Err(Error::InvalidArgument("not a delta frame".into()));
     };
-    let digest = xxh3_128(reference).to_le_bytes();
     if digest != d.digest {
         return Err(Error::ChecksumMismatch {
             component: "delta reference".into(),
@@ -619,32 +604,126 @@ fn check_reference_digest(h: &frame::Header, reference: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Decodes a delta frame onto `reference` and checks the reference's digest. On a mismatch
+/// the output holds garbage, and the error says why.
 fn decode_delta(frame: &[u8], h: &frame::Header, reference: &[u8], out: Out<'_>) -> Result<()> {
     let has_copies = h
         .segments
         .iter()
         .any(|s| matches!(s.kind, SegKind::Copy { .. }));
     if !has_copies {
-        // Each chunk is XORed onto the reference right after it is decoded, while in cache.
-        return decode_frame(frame, h, out, Some(reference));
+        // Each chunk is XORed onto the reference right after it is decoded, and that part
+        // of the reference is hashed right after, while it is still in cache.
+        let onto = XorOnto::new(reference, h);
+        let decoded = decode_frame(frame, h, out, Some(&onto));
+        let digest = onto.finish();
+        return decoded.and(check_reference_digest(h, digest));
     }
-    // A copy reads earlier residue bytes, so the whole residue comes first.
+    // A copy reads earlier residue bytes, so the whole residue comes first, and the
+    // reference's digest (one serial pass over it) is taken beside it.
     let Out { buf, fresh } = out;
-    decode_frame(
-        frame,
-        h,
-        Out {
-            buf: &mut *buf,
-            fresh,
+    let (digest, decoded) = rayon::join(
+        || xxh3_128(reference).to_le_bytes(),
+        || {
+            decode_frame(
+                frame,
+                h,
+                Out {
+                    buf: &mut *buf,
+                    fresh,
+                },
+                None,
+            )
         },
-        None,
-    )?;
+    );
+    decoded?;
+    check_reference_digest(h, digest)?;
     // SAFETY: `decode_frame` succeeded on `buf`, so every byte of it is initialized.
     let out = unsafe { mem::assume_init(buf) };
     out.par_chunks_mut(XOR_PIECE)
         .zip(reference.par_chunks(XOR_PIECE))
         .for_each(|(o, r)| xor_into(o, r));
     Ok(())
+}
+
+/// The reference a delta frame's coded chunks are XORed onto, and its xxh3-128 taken in
+/// order while they are decoded.
+///
+/// Hashing the reference in one pass of its own read it all from memory a second time (an
+/// eighth of a two-thread delta decode). Here the chunks are handed out in order, and
+/// whichever worker finishes the chunk the hash has reached hashes it, and any finished
+/// after it, while they are still in cache.
+struct XorOnto<'r> {
+    reference: &'r [u8],
+    /// The reference ranges of the coded chunks, in order.
+    ranges: Vec<std::ops::Range<usize>>,
+    /// `xored[k]`: chunk `k` is XORed (or failed: the hash is then finished serially).
+    xored: Vec<std::sync::atomic::AtomicBool>,
+    /// Held by the one worker advancing the hash.
+    hashing: std::sync::atomic::AtomicBool,
+    /// The hash so far, the next chunk to hash, and the reference bytes hashed.
+    state: Mutex<(xxhash_rust::xxh3::Xxh3, usize, usize)>,
+}
+
+impl<'r> XorOnto<'r> {
+    fn new(reference: &'r [u8], h: &frame::Header) -> Self {
+        let ranges: Vec<_> = h
+            .segments
+            .iter()
+            .filter(|s| matches!(s.kind, SegKind::Coded(_)))
+            .map(|s| s.start as usize..(s.start + s.len) as usize)
+            .collect();
+        XorOnto {
+            reference,
+            xored: ranges.iter().map(|_| Default::default()).collect(),
+            ranges,
+            hashing: Default::default(),
+            state: Mutex::new((xxhash_rust::xxh3::Xxh3::new(), 0, 0)),
+        }
+    }
+
+    /// Marks chunk `k` done and advances the hash as far as the finished chunks allow,
+    /// unless another worker is advancing it.
+    fn done(&self, k: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.xored[k].store(true, SeqCst);
+        // Every access is SeqCst: a worker that marks its chunk and finds the hash busy
+        // has marked it before the busy one lets go, and that one looks again after.
+        while self
+            .hashing
+            .compare_exchange(false, true, SeqCst, SeqCst)
+            .is_ok()
+        {
+            let next = {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                self.advance(&mut st);
+                st.1
+            };
+            self.hashing.store(false, SeqCst);
+            if next == self.ranges.len() || !self.xored[next].load(SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// Hashes the finished chunks from the next one on.
+    fn advance(&self, st: &mut (xxhash_rust::xxh3::Xxh3, usize, usize)) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (hasher, next, pos) = st;
+        while *next < self.ranges.len() && self.xored[*next].load(SeqCst) {
+            // (`max`: a frame's segments are in order, but the hash must not panic if not.)
+            let end = self.ranges[*next].end.max(*pos);
+            hasher.update(&self.reference[*pos..end]);
+            (*next, *pos) = (*next + 1, end);
+        }
+    }
+
+    /// The reference's xxh3-128, little-endian: what the workers hashed, then the rest.
+    fn finish(self) -> [u8; 16] {
+        let (mut hasher, _, pos) = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        hasher.update(&self.reference[pos..]);
+        hasher.digest128().to_le_bytes()
+    }
 }
 
 fn xor_into(out: &mut [u8], reference: &[u8]) {
@@ -811,14 +890,62 @@ struct ChunkJob<'f, 'o> {
     start: usize,
 }
 
+/// Runs `f` on every job, on all the pool's threads, handing the jobs out in order (rayon's
+/// splitting would start one thread at each end), and collects the results in order; the
+/// first error stops the handing out.
+fn in_order<J: Send, T: Send>(
+    jobs: Vec<J>,
+    f: impl Fn(usize, J) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let n = jobs.len();
+    let jobs: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let results: Vec<Mutex<Option<Result<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let work = || {
+        while !failed.load(Relaxed) {
+            let k = next.fetch_add(1, Relaxed);
+            let Some(job) = jobs.get(k).and_then(|j| lock(j).take()) else {
+                return;
+            };
+            let r = f(k, job);
+            failed.fetch_or(r.is_err(), Relaxed);
+            *lock(&results[k]) = Some(r);
+        }
+    };
+    // Spawned work, not `broadcast`: a thread that never gets to it cannot hold it up.
+    rayon::scope(|s| {
+        for _ in 1..rayon::current_num_threads().min(n) {
+            s.spawn(|_| work());
+        }
+        work();
+    });
+    let mut out = Vec::with_capacity(n);
+    for r in results {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(r) => out.push(r?),
+            // Only after an error: find it.
+            None => continue,
+        }
+    }
+    if out.len() < n {
+        return Err(Error::InvalidArgument("a chunk was not decoded".into()));
+    }
+    Ok(out)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Decodes the frame into `out`, initializing every byte of it when it succeeds. With
-/// `xor_onto`, every coded chunk is XORed with the same range of it after its checksum is
-/// taken (a delta frame without copy segments).
+/// `xor_onto`, every coded chunk is XORed with the same range of the reference after its
+/// checksum is taken, and the reference hashed (a delta frame without copy segments).
 fn decode_frame(
     frame: &[u8],
     h: &frame::Header,
     out: Out<'_>,
-    xor_onto: Option<&[u8]>,
+    xor_onto: Option<&XorOnto<'_>>,
 ) -> Result<()> {
     debug_assert_eq!(out.buf.len() as u64, h.decoded_len);
     let layout = Layout::for_dtype(h.dtype);
@@ -844,19 +971,28 @@ fn decode_frame(
         }
     }
     Out::bytes(fresh, rest);
-    let crcs: Vec<u32> = jobs
-        .into_par_iter()
-        .map(|job| {
-            chunk::decode(job.payload, layout, job.dst)?;
-            // SAFETY: `chunk::decode` succeeded, so it initialized every byte of `dst`.
-            let dst = unsafe { mem::assume_init(job.dst) };
-            let crc = crc::crc32c(dst);
-            if let Some(reference) = xor_onto {
-                xor_into(dst, &reference[job.start..job.start + dst.len()]);
+    /// A chunk's decoded bytes and their checksum.
+    fn decode_one<'o>(job: ChunkJob<'_, 'o>, layout: Layout) -> Result<(u32, &'o mut [u8])> {
+        chunk::decode(job.payload, layout, job.dst)?;
+        // SAFETY: `chunk::decode` succeeded, so it initialized every byte of `dst`.
+        let dst = unsafe { mem::assume_init(job.dst) };
+        Ok((crc::crc32c(dst), dst))
+    }
+    let crcs: Vec<u32> = match xor_onto {
+        None => jobs
+            .into_par_iter()
+            .map(|job| decode_one(job, layout).map(|(crc, _)| crc))
+            .collect::<Result<Vec<u32>>>()?,
+        Some(onto) => in_order(jobs, |k, job| {
+            let start = job.start;
+            let mut decoded = decode_one(job, layout);
+            if let Ok((_, dst)) = &mut decoded {
+                xor_into(dst, &onto.reference[start..start + dst.len()]);
             }
-            Ok(crc)
-        })
-        .collect::<Result<Vec<u32>>>()?;
+            onto.done(k);
+            decoded.map(|(crc, _)| crc)
+        })?,
+    };
     // Copies, in order (a copy may read an earlier copy's bytes). Each fills from the first
     // `dist` bytes of its source, so its pieces are independent.
     let mut pieces: Vec<(u32, u64)> = Vec::with_capacity(h.segments.len());

@@ -4,7 +4,8 @@
 use half::{bf16, f16};
 use zt_codec::{
     CompressOptions, DecompressOptions, Effort, compress, compress_delta, decompress,
-    decompress_delta, decompress_into, decompress_with, frame_info,
+    decompress_delta, decompress_delta_into_with, decompress_delta_with, decompress_into,
+    decompress_with, frame_info,
 };
 use zt_core::{DType, Error};
 
@@ -367,6 +368,49 @@ fn options_and_buffers_are_checked() {
         decompress_with(&f, &limited),
         Err(Error::LimitExceeded { .. })
     ));
+}
+
+/// The reference is hashed chunk by chunk as the workers finish them, in order, whichever
+/// worker gets there: every thread count and chunk count gives the one digest.
+#[test]
+fn many_chunk_deltas_hash_the_reference_whatever_the_threads() {
+    let base = gaussian(DType::F32, 300_001, 0.02, 7);
+    let mut cur = base.clone();
+    let mut r = Rng(5);
+    for c in cur.chunks_exact_mut(4) {
+        if r.unit() < 0.05 {
+            c[1] ^= r.next() as u8 | 1;
+        }
+    }
+    let f = compress_delta(
+        &cur,
+        &base,
+        Some(DType::F32),
+        &opts(Effort::Default, 16 << 10),
+    )
+    .unwrap();
+    let info = frame_info(&f).unwrap();
+    assert!(info.segments > 70 && info.copy_segments == 0, "{info:?}");
+    for threads in [1, 2, 3, 8] {
+        let d = DecompressOptions {
+            threads: Some(threads),
+            ..Default::default()
+        };
+        assert_eq!(decompress_delta_with(&f, &base, &d).unwrap(), cur);
+        let mut into = vec![0xa5u8; cur.len()];
+        decompress_delta_into_with(&f, &base, &mut into, &d).unwrap();
+        assert_eq!(into, cur);
+        // One flipped bit anywhere in the reference, the last byte included, is refused.
+        for at in [0, base.len() / 2 + 3, base.len() - 1] {
+            let mut other = base.clone();
+            other[at] ^= 0x10;
+            let e = decompress_delta_with(&f, &other, &d).unwrap_err();
+            assert!(
+                matches!(&e, Error::ChecksumMismatch { component, .. } if component == "delta reference"),
+                "{threads} threads, byte {at}: {e}"
+            );
+        }
+    }
 }
 
 #[test]
