@@ -71,6 +71,16 @@ impl Fields {
             Fields::SignPlanes => SIGN_PLANES,
         }
     }
+
+    /// The fields of a SPLIT-like transform id.
+    fn from_id(id: u8) -> Option<Fields> {
+        match id {
+            SPLIT => Some(Fields::Split),
+            PLANES => Some(Fields::Planes),
+            SIGN_PLANES => Some(Fields::SignPlanes),
+            _ => None,
+        }
+    }
 }
 
 /// How hard the chunk encoder tries.
@@ -535,11 +545,9 @@ pub(crate) fn decode(src: &[u8], layout: Layout, out: &mut [MaybeUninit<u8>]) ->
     if let SPLIT | PLANES | SIGN_PLANES | PALETTE | SPARSE = kind {
         // The common cases write the fresh output without zeroing it first.
         let (body, tail) = out.split_at_mut(n * es);
-        match kind {
-            SPLIT => decode_split(&mut r, layout, body)?,
-            PLANES => decode_split(&mut r, Layout::Planes(es), body)?,
-            SIGN_PLANES => decode_split(&mut r, Layout::SignPlanes(es), body)?,
-            PALETTE => decode_palette(&mut r, es, body)?,
+        match (kind, Fields::from_id(kind)) {
+            (_, Some(fields)) => decode_split(&mut r, fields.layout(layout), body)?,
+            (PALETTE, _) => decode_palette(&mut r, es, body)?,
             _ => decode_sparse(&mut r, layout, body)?,
         }
         let rest = r.take(tail.len(), "chunk tail")?;
@@ -585,12 +593,15 @@ fn decode_sparse(r: &mut Reader<'_>, layout: Layout, out: &mut [MaybeUninit<u8>]
     let mut nz = mem::scratch(nonzero * es);
     // SAFETY: the decoders below write only bytes through the view.
     let nz_out = unsafe { mem::as_uninit(nz.as_mut_slice()) };
-    match r.u8("sparse inner transform")? {
-        SPLIT => decode_split(r, layout, nz_out)?,
-        PLANES => decode_split(r, Layout::Planes(es), nz_out)?,
-        SIGN_PLANES => decode_split(r, Layout::SignPlanes(es), nz_out)?,
-        PALETTE => decode_palette(r, es, nz_out)?,
-        k => return Err(malformed(format!("sparse chunk with inner transform {k}"))),
+    let inner = r.u8("sparse inner transform")?;
+    match Fields::from_id(inner) {
+        Some(fields) => decode_split(r, fields.layout(layout), nz_out)?,
+        None if inner == PALETTE => decode_palette(r, es, nz_out)?,
+        None => {
+            return Err(malformed(format!(
+                "sparse chunk with inner transform {inner}"
+            )));
+        }
     }
     transform::sparse_merge(&bitmap, &nz, es, out)
 }
