@@ -360,15 +360,13 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
         return encode_with(layout, body, tail, base, zeros, policy);
     }
     let split = Body::split(layout, body, p);
-    // Byte planes compete with the field split where they can win: every float layout when
-    // the search is exhaustive.
-    let is_float = matches!(
-        layout,
-        Layout::Bf16 | Layout::F16 | Layout::F32 | Layout::F64
-    );
-    let planes =
-        (policy.exhaustive && is_float).then(|| Body::fields(layout, Fields::Planes, body, p));
     if policy.exhaustive {
+        // Byte planes compete with the field split where they can win: every float layout.
+        let is_float = matches!(
+            layout,
+            Layout::Bf16 | Layout::F16 | Layout::F32 | Layout::F64
+        );
+        let planes = is_float.then(|| Body::fields(layout, Fields::Planes, body, p));
         let zeros = zeros.unwrap_or_else(|| transform::count_zero_elements(body, es));
         let sign_planes =
             (layout == Layout::F16).then(|| Body::fields(layout, Fields::SignPlanes, body, p));
@@ -417,18 +415,9 @@ pub(crate) fn encode(data: &[u8], layout: Layout, policy: &ChunkPolicy) -> Vec<u
             .expect("stored is a candidate");
     }
 
-    // The cheapest body by estimate; ties keep the earlier (split, then planes).
-    let base = [Some(split), planes]
-        .into_iter()
-        .flatten()
-        .map(|b| {
-            let e = b.estimate(es, p);
-            (b, e)
-        })
-        .reduce(|a, b| if b.1 < a.1 { b } else { a })
-        .expect("split is a candidate")
-        .0;
-    encode_with(layout, body, tail, base, zeros, policy)
+    // Below Max the field split is the base (fp16 chose its split above), and `encode_with`
+    // weighs it against the palette, sparse and zstd.
+    encode_with(layout, body, tail, split, zeros, policy)
 }
 
 /// Whether at least 3/8 of the elements of `body` may be all-zero: counted exactly in bodies
