@@ -5,7 +5,7 @@
 //! [EFFORT] [CHUNK_KIB]`
 //!
 //! WORKLOAD: bf16, f16, f32, sparse-bf16, sparse-f32, int8-bf16, int8-f32, int4-bf16,
-//! int4-f32, delta-bf16 (5% of the weights changed against a base). `ONLY=compress` or
+//! int4-f32, delta-bf16 (5% of the weights changed against a base), ternary (-1, 0, 1 in int8). `ONLY=compress` or
 //! `ONLY=decompress` times one direction only.
 
 use std::time::Instant;
@@ -57,6 +57,14 @@ fn half_bits(v: f32) -> u16 {
 
 /// The workload's bytes, dtype and (for a delta) base.
 fn workload(name: &str, bytes: usize) -> (Vec<u8>, DType, Option<Vec<u8>>) {
+    if name == "ternary" {
+        // As the compression benchmark's: -1, 0 and 1 uniformly, in int8 storage.
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let data = (0..bytes)
+            .map(|_| ((rng.unit() * 3.0) as i8 - 1) as u8)
+            .collect();
+        return (data, DType::I8, None);
+    }
     let (kind, dtype) = match name.rsplit_once('-') {
         Some((k, "f32")) => (k, DType::F32),
         Some((k, "f16")) => (k, DType::F16),

@@ -136,24 +136,50 @@ pub(crate) fn find_period(data: &[u8], esize: usize) -> Option<usize> {
     // Periods up to MAX_PERIOD: on low-entropy data (a few distinct values) the probe's bytes
     // recur everywhere, and searching half of a large buffer cost 9% of its encoding.
     let hay = &data[q + 1..(half.min(MAX_PERIOD) + q + NEEDLE).min(n)];
-    let finder = memchr::memmem::Finder::new(needle);
     let mut tries = 0;
-    for i in finder.find_iter(hay) {
+    // `Some(answer)` ends the search.
+    let mut try_at = |i: usize| -> Option<Option<usize>> {
         let p = i + 1;
         // Periods that are not whole elements are real but rare; skip them so a chance match
         // inside an element is not paid for.
-        if p > half.min(MAX_PERIOD) || (p % esize != 0 && p > NEEDLE) {
-            continue;
+        if p > half.min(MAX_PERIOD) || (!p.is_multiple_of(esize) && p > NEEDLE) {
+            return None;
         }
         if shifted_equal(data, p) {
-            return Some(p);
+            return Some(Some(p));
         }
         tries += 1;
-        if tries == MAX_TRIES {
-            break;
+        (tries == MAX_TRIES).then_some(None)
+    };
+    if few_byte_values(&data[q..(q + 4096).min(n)]) {
+        // memmem's prefilter looks for rare bytes, and on bytes of a few values (ternary or
+        // 2-bit weights in int8) there are none: its search was 29% of a ternary compress.
+        // Whole 8-byte words compared at every offset cost the same on any bytes.
+        let first = u64::from_le_bytes(needle[..8].try_into().expect("8 bytes"));
+        for (i, w) in hay.windows(NEEDLE).enumerate() {
+            let word = u64::from_le_bytes(w[..8].try_into().expect("8 bytes"));
+            if word == first
+                && w == needle
+                && let Some(answer) = try_at(i)
+            {
+                return answer;
+            }
+        }
+    } else {
+        for i in memchr::memmem::Finder::new(needle).find_iter(hay) {
+            if let Some(answer) = try_at(i) {
+                return answer;
+            }
         }
     }
     None
+}
+
+/// Whether `sample` holds at most 16 distinct byte values.
+fn few_byte_values(sample: &[u8]) -> bool {
+    let mut seen = [false; 256];
+    sample.iter().for_each(|&b| seen[usize::from(b)] = true);
+    seen.iter().filter(|&&s| s).count() <= 16
 }
 
 /// `data[p..] == data[..len - p]`, compared in parallel pieces.
@@ -197,6 +223,22 @@ mod tests {
         assert_eq!(find_period(&data, 2), Some(10_000));
         assert_eq!(find_period(&vec![7u8; 100_000], 4), Some(1));
         assert_eq!(find_period(&noise(100_000, 5), 1), None);
+        // Bytes of three values (ternary weights) take the word-compare search.
+        let ternary = |n: usize, seed: u64| -> Vec<u8> {
+            noise(n, seed)
+                .iter()
+                .map(|&b| (b % 3).wrapping_sub(1))
+                .collect()
+        };
+        assert!(few_byte_values(&ternary(4096, 6)));
+        assert!(!few_byte_values(&noise(4096, 6)));
+        let tiled: Vec<u8> = ternary(7_777, 7)
+            .into_iter()
+            .cycle()
+            .take(100_000)
+            .collect();
+        assert_eq!(find_period(&tiled, 1), Some(7_777));
+        assert_eq!(find_period(&ternary(100_000, 8), 1), None);
         let segs = plan(&data, 4096, 2);
         assert_eq!(
             segs.last(),
