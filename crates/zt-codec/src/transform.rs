@@ -752,6 +752,9 @@ pub(crate) fn palette_scan(data: &[u8], esize: usize, max: usize) -> Option<(Vec
     // Indices in order of first appearance, renumbered by value once all are known.
     let (found, ids) = match esize {
         1 => {
+            if max <= 16 {
+                return scan_nibbles(data, max);
+            }
             let mut seen = [false; 256];
             for &b in data {
                 seen[usize::from(b)] = true;
@@ -799,6 +802,98 @@ pub(crate) fn palette_scan(data: &[u8], esize: usize, max: usize) -> Option<(Vec
     let packed = pack_with(ids.as_chunks::<1>().0, palette_bits(values.len()), |e| {
         rank[usize::from(e[0])]
     });
+    Some((values, packed))
+}
+
+/// [`palette_scan`] of bytes for at most `max <= 16` values in one pass: each byte's index by
+/// first appearance, two to a byte as they come, then renumbered by value and repacked at
+/// the palette's width in a pass over half as many bytes. (Finding the values and then
+/// indexing them took two passes over the bytes: 45% of a ternary int8 compress.)
+fn scan_nibbles(data: &[u8], max: usize) -> Option<(Vec<u64>, Scratch)> {
+    debug_assert!(max <= 16);
+    const UNSEEN: u8 = 0xff;
+    let mut id = [UNSEEN; 256];
+    let mut found: Vec<u8> = Vec::with_capacity(17);
+    let (pairs, odd) = data.as_chunks::<2>();
+    let mut nibbles = mem::scratch(pairs.len() + odd.len());
+    let mut index = |b: u8, id: &mut [u8; 256]| -> Option<u8> {
+        if id[usize::from(b)] == UNSEEN {
+            if found.len() == max {
+                return None;
+            }
+            id[usize::from(b)] = found.len() as u8;
+            found.push(b);
+        }
+        Some(id[usize::from(b)])
+    };
+    for (n, pair) in nibbles.iter_mut().zip(pairs) {
+        let (mut a, mut b) = (id[usize::from(pair[0])], id[usize::from(pair[1])]);
+        if a | b >= 16 {
+            // A first appearance (rare: at most 16 in all).
+            a = index(pair[0], &mut id)?;
+            b = index(pair[1], &mut id)?;
+        }
+        *n = a | b << 4;
+    }
+    if let [last] = odd {
+        nibbles[pairs.len()] = index(*last, &mut id)?;
+    }
+    // Renumber by value: `rank[first-appearance index]`.
+    let mut order: Vec<usize> = (0..found.len()).collect();
+    order.sort_unstable_by_key(|&i| found[i]);
+    let mut rank = [0u8; 16];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as u8;
+    }
+    let values: Vec<u64> = order.iter().map(|&i| u64::from(found[i])).collect();
+    let bits = palette_bits(values.len());
+    // Each nibble pair as the two renumbered indices at the palette's width, side by side.
+    let pair_at =
+        |bits: u8| -> [u8; 256] { std::array::from_fn(|p| rank[p & 15] | rank[p >> 4] << bits) };
+    let n = data.len();
+    let mut packed = match bits {
+        4 => {
+            let table = pair_at(4);
+            let mut packed = nibbles;
+            packed.iter_mut().for_each(|p| *p = table[usize::from(*p)]);
+            packed
+        }
+        2 => {
+            let table = pair_at(2);
+            let mut packed = mem::scratch(packed_len(n, 2));
+            let (twos, rest) = nibbles.as_chunks::<2>();
+            for (p, q) in packed.iter_mut().zip(twos) {
+                *p = table[usize::from(q[0])] | table[usize::from(q[1])] << 4;
+            }
+            if let [q] = rest {
+                packed[twos.len()] = table[usize::from(*q)];
+            }
+            packed
+        }
+        _ => {
+            let table = pair_at(1);
+            let mut packed = mem::scratch(packed_len(n, 1));
+            let (fours, rest) = nibbles.as_chunks::<4>();
+            for (p, q) in packed.iter_mut().zip(fours) {
+                *p = (0..4).fold(0, |p, k| p | table[usize::from(q[k])] << (2 * k));
+            }
+            if !rest.is_empty() {
+                packed[fours.len()] = rest
+                    .iter()
+                    .enumerate()
+                    .fold(0, |p, (k, &q)| p | table[usize::from(q)] << (2 * k));
+            }
+            packed
+        }
+    };
+    // An odd byte's missing partner read as index 0 above: the bits past the last index
+    // are left 0, as the decoder expects.
+    let used = n * usize::from(bits) % 8;
+    if used != 0
+        && let Some(last) = packed.last_mut()
+    {
+        *last &= (1u8 << used) - 1;
+    }
     Some((values, packed))
 }
 
@@ -1516,6 +1611,33 @@ mod tests {
         let f64 = (-1.5f64).to_bits().to_le_bytes();
         let s = Layout::F64.split(&f64);
         assert_eq!((s[0][0], s[1][0], s[2][0]), (0xff, 0x3, 0x18));
+    }
+
+    /// The one-pass byte scan (at most 16 values) agrees with the two-pass one, at odd and
+    /// even lengths, whatever order the values first appear in.
+    #[test]
+    fn byte_palettes_scan_in_one_pass_as_in_two() {
+        for n_values in [1usize, 2, 3, 4, 5, 11, 16, 17] {
+            for len in [0usize, 1, 2, 7, 8, 999, 1000] {
+                let data: Vec<u8> = noise(len)
+                    .iter()
+                    .map(|&r| (200 - 7 * (r as usize % n_values)) as u8)
+                    .collect();
+                let one = palette_scan(&data, 1, 16);
+                let two = palette_scan(&data, 1, 256);
+                match (one, two) {
+                    (Some((v1, p1)), Some((v2, p2))) => {
+                        assert_eq!((v1, &p1[..]), (v2, &p2[..]), "{n_values} values, {len}");
+                    }
+                    (None, Some((v2, _))) => assert!(v2.len() > 16),
+                    (one, two) => panic!(
+                        "{n_values} values, {len}: {:?} {:?}",
+                        one.is_some(),
+                        two.is_some()
+                    ),
+                }
+            }
+        }
     }
 
     #[test]
