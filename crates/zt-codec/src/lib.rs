@@ -191,25 +191,25 @@
 //! exponents with Huffman (as ZipNN does), which leaves it 0.4% under z4ai's default on iid
 //! bf16, for a decoder about 2.7 times as fast on those streams.
 //!
-//! Speed, MB/s compress / decompress at default effort, same run (at commit 948d72c with the
+//! Speed, MB/s compress / decompress at default effort, same run (at commit 3683a03 with the
 //! bench's second round of ztc default and ZipNN):
 //!
 //! | workload | ztc default | ZipNN | decode vs ZipNN |
 //! |---|---:|---:|---:|
-//! | iid bf16 | 1953 / 6389 | 1241 / 4308 | 1.48 |
-//! | iid fp16 | 1766 / 4576 | 1448 / 4388 | 1.04 |
-//! | iid fp32 | 2166 / 8477 | 1374 / 6023 | 1.41 |
-//! | scale mixture, bf16 | 2022 / 5984 | 1670 / 4246 | 1.41 |
-//! | tiled bf16 / fp32 | 9473 / 10354, 8892 / 9377 | 1397 / 4194, 1315 / 5780 | 2.47, 1.62 |
-//! | 50% zeros bf16 / fp32 | 1715 / 6633, 1947 / 8675 | 1245 / 2451, 703 / 2215 | 2.71, 3.92 |
-//! | INT8 in bf16 / fp32 | 1221 / 3206, 1208 / 5245 | 952 / 2473, 865 / 2343 | 1.30, 2.24 |
-//! | INT4 in bf16 / fp32 | 1497 / 3924, 1991 / 6918 | 1019 / 2642, 964 / 2524 | 1.49, 2.74 |
-//! | delta (ZipNN: the checkpoint from scratch) | 1938 / 4789 | 1166 / 4317 | 1.11 |
+//! | iid bf16 | 2096 / 6677 | 1067 / 4479 | 1.49 |
+//! | iid fp16 | 2038 / 4917 | 1539 / 4234 | 1.16 |
+//! | iid fp32 | 2355 / 9801 | 1067 / 6568 | 1.49 |
+//! | scale mixture, bf16 | 2102 / 6348 | 1700 / 4398 | 1.44 |
+//! | tiled bf16 / fp32 | 11844 / 8419, 10482 / 9662 | 1720 / 4442, 1418 / 6242 | 1.90, 1.55 |
+//! | 50% zeros bf16 / fp32 | 1935 / 7016, 1921 / 8337 | 857 / 2450, 866 / 2294 | 2.86, 3.63 |
+//! | INT8 in bf16 / fp32 | 1224 / 3206, 1480 / 5476 | 1122 / 2530, 906 / 2433 | 1.27, 2.25 |
+//! | INT4 in bf16 / fp32 | 1513 / 5315, 1639 / 8309 | 1139 / 2654, 961 / 2540 | 2.00, 3.27 |
+//! | delta (ZipNN: the checkpoint from scratch) | 2080 / 4826 | 1238 / 4385 | 1.10 |
 //!
 //! Default compresses and decodes faster than ZipNN on every workload. The closest are iid
-//! fp16's decode (1.04 here; 1.26, 1.09 and 1.12 in single-workload runs of the same code,
-//! and a median of 1.14 over five alternated runs on the same bytes) and the delta's (1.11;
-//! 1.27 and 1.06). fp16 decoding is bound by the Huffman lookups of the high bytes (over half
+//! fp16's decode (1.16 here; 1.04 in the run before at 948d72c, 1.26, 1.09 and 1.12 in
+//! single-workload runs, and a median of 1.14 over five alternated runs on the same bytes),
+//! the delta's decode (1.10; 1.11, 1.27 and 1.06) and INT8-in-bf16's compress (1.09; 1.28). fp16 decoding is bound by the Huffman lookups of the high bytes (over half
 //! its time even at 4.5 bits a symbol) and by the merge writing the output. What the decode
 //! side does besides the entropy stages was cut to the minimum: the output is never zeroed
 //! (fresh memory is written directly), the checksum runs at 35-40 GB/s (`crc`), the frame
