@@ -5,7 +5,8 @@
 //! [EFFORT] [CHUNK_KIB]`
 //!
 //! WORKLOAD: bf16, f16, f32, sparse-bf16, sparse-f32, int8-bf16, int8-f32, int4-bf16,
-//! int4-f32, delta-bf16 (5% of the weights changed against a base), ternary (-1, 0, 1 in int8). `ONLY=compress` or
+//! int4-f32, delta-bf16 (5% of the weights changed against a base), ternary (-1, 0, 1 in int8),
+//! int4-i8 (-8..=7 in int8). `ONLY=compress` or
 //! `ONLY=decompress` times one direction only.
 
 use std::time::Instant;
@@ -57,11 +58,17 @@ fn half_bits(v: f32) -> u16 {
 
 /// The workload's bytes, dtype and (for a delta) base.
 fn workload(name: &str, bytes: usize) -> (Vec<u8>, DType, Option<Vec<u8>>) {
-    if name == "ternary" {
-        // As the compression benchmark's: -1, 0 and 1 uniformly, in int8 storage.
+    if let Some(levels) = match name {
+        "ternary" => Some(3.0),
+        "int4-i8" => Some(16.0),
+        _ => None,
+    } {
+        // As the compression benchmark's Ternary and Quantized int8: -1, 0 and 1, or -8..=7,
+        // uniformly, in int8 storage.
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let low = (levels / 2.0) as i8;
         let data = (0..bytes)
-            .map(|_| ((rng.unit() * 3.0) as i8 - 1) as u8)
+            .map(|_| ((rng.unit() * levels) as i8 - low) as u8)
             .collect();
         return (data, DType::I8, None);
     }
