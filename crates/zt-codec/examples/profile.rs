@@ -5,9 +5,9 @@
 //! [EFFORT] [CHUNK_KIB]`
 //!
 //! WORKLOAD: bf16, f16, f32, sparse-bf16, sparse-f32, int8-bf16, int8-f32, int4-bf16,
-//! int4-f32, delta-bf16 (5% of the weights changed against a base), ternary (-1, 0, 1 in int8),
-//! int4-i8 (-8..=7 in int8). `ONLY=compress` or
-//! `ONLY=decompress` times one direction only.
+//! int4-f32, delta-bf16 (5% of the weights changed against a base), ternary (-1, 0, 1 in
+//! int8), int4-i8 (-8..=7 in int8). `ONLY=compress` or `ONLY=decompress` times one
+//! direction only.
 
 use std::time::Instant;
 

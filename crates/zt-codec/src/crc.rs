@@ -196,11 +196,9 @@ mod fold256 {
                 .zip(c.chunks_exact(40));
             for (((f, a), b), c) in steps {
                 for (i, v) in acc.iter_mut().enumerate() {
-                    let lo = _mm256_clmulepi64_epi128::<0x00>(*v, k128);
-                    let hi = _mm256_clmulepi64_epi128::<0x11>(*v, k128);
                     // SAFETY: `f` is 128 readable bytes; the load is unaligned.
                     let d = unsafe { _mm256_loadu_si256(f[32 * i..].as_ptr().cast()) };
-                    *v = _mm256_xor_si256(_mm256_xor_si256(lo, hi), d);
+                    *v = fold_onto(*v, k128, d);
                 }
                 for w in 0..5 {
                     sa = _mm_crc32_u64(sa, word(a, w));
@@ -221,9 +219,7 @@ mod fold256 {
             }
             // On to the next superblock, its first four bytes carrying the streams' state.
             for (v, n) in acc.iter_mut().zip(first(next, streams)) {
-                let lo = _mm256_clmulepi64_epi128::<0x00>(*v, k_super);
-                let hi = _mm256_clmulepi64_epi128::<0x11>(*v, k_super);
-                *v = _mm256_xor_si256(_mm256_xor_si256(lo, hi), n);
+                *v = fold_onto(*v, k_super, n);
             }
             at = next;
         }
@@ -263,9 +259,7 @@ mod fold256 {
         let mut at = 128;
         while at + 128 <= data.len() {
             for (i, a) in acc.iter_mut().enumerate() {
-                let lo = _mm256_clmulepi64_epi128::<0x00>(*a, k128);
-                let hi = _mm256_clmulepi64_epi128::<0x11>(*a, k128);
-                *a = _mm256_xor_si256(_mm256_xor_si256(lo, hi), load(at + 32 * i));
+                *a = fold_onto(*a, k128, load(at + 32 * i));
             }
             at += 128;
         }
@@ -286,6 +280,15 @@ mod fold256 {
         }
         let state = _mm_crc32_u64(0, _mm_cvtsi128_si64(v) as u64);
         _mm_crc32_u64(state, _mm_extract_epi64::<1>(v) as u64) as u32
+    }
+
+    /// Two 16-byte blocks carried `k`'s distance forward and XORed into the data there.
+    #[inline]
+    #[target_feature(enable = "vpclmulqdq,avx2")]
+    fn fold_onto(v: __m256i, k: __m256i, data: __m256i) -> __m256i {
+        let lo = _mm256_clmulepi64_epi128::<0x00>(v, k);
+        let hi = _mm256_clmulepi64_epi128::<0x11>(v, k);
+        _mm256_xor_si256(_mm256_xor_si256(lo, hi), data)
     }
 
     /// Block `b` carried `k`'s distance forward.
@@ -340,10 +343,17 @@ mod tests {
         assert_eq!(concat([]), crc32c(&[]));
     }
 
-    /// The folding kernel against crc-fast at every length around its thresholds and block
-    /// boundaries, at odd offsets.
+    /// The folding kernel itself (where the CPU has it) and the dispatch against crc-fast, at
+    /// every length around the kernel's thresholds and block boundaries, at odd offsets.
     #[test]
     fn crc32c_agrees_with_crc_fast() {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        let kernel = fold256::available();
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        let kernel = false;
+        if !kernel {
+            eprintln!("no VPCLMULQDQ/AVX2 kernel on this CPU: only the dispatch is checked");
+        }
         let data: Vec<u8> = (0..70_000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
             .collect();
@@ -358,7 +368,14 @@ mod tests {
         for len in lens {
             for off in [0, 1, 3, 17] {
                 let d = &data[off..off + len];
-                assert_eq!(crc32c(d), crc_fast::crc32_iscsi(d), "len {len} at {off}");
+                let expected = crc_fast::crc32_iscsi(d);
+                assert_eq!(crc32c(d), expected, "len {len} at {off}");
+                #[cfg(all(target_arch = "x86_64", not(miri)))]
+                if kernel {
+                    // SAFETY: `available` found every feature the kernel needs.
+                    let raw = unsafe { fold256::hybrid(d, !0) };
+                    assert_eq!(!raw, expected, "kernel, len {len} at {off}");
+                }
             }
         }
         // The standard check value.

@@ -6,8 +6,8 @@
 //! which holds an order-0 rANS decoder near 1.25 G symbols/s per core. A Huffman decoder reads
 //! one table entry per up to four symbols: single-thread, bf16 exponents (2.55 bits a symbol)
 //! decode at ~3.4 G symbols/s, fp16 high bytes (5.5 bits) at ~1.5 G/s and, less their sign
-//! bit (SIGN_PLANES, 4.5 bits), at ~1.9 G/s, while INT8 palette
-//! indices (6.6 bits, mostly one symbol a lookup) drop to ~0.95 G/s (`--example rans_speed`).
+//! bit (SIGN_PLANES, 4.5 bits), at ~1.9 G/s, while INT8 palette indices (6.6 bits, mostly
+//! one symbol a lookup) drop to ~0.95 G/s (`--example rans_speed`).
 //! The price is Huffman's rounding of probabilities to powers of two: about 1.8% of an
 //! exponent stream's size (0.45% of a bf16 tensor), 0.5% of an fp16 high-byte stream. So the
 //! entropy stage takes Huffman only for streams of at most 6 bits a symbol whose loss stays

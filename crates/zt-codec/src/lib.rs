@@ -209,8 +209,9 @@
 //! Default compresses and decodes faster than ZipNN on every workload. The closest are iid
 //! fp16's decode (1.16 here; 1.04 in the run before at 948d72c, 1.26, 1.09 and 1.12 in
 //! single-workload runs, and a median of 1.14 over five alternated runs on the same bytes),
-//! the delta's decode (1.10; 1.11, 1.27 and 1.06) and INT8-in-bf16's compress (1.09; 1.28). fp16 decoding is bound by the Huffman lookups of the high bytes (over half
-//! its time even at 4.5 bits a symbol) and by the merge writing the output. What the decode
+//! the delta's decode (1.10; 1.11, 1.27 and 1.06) and INT8-in-bf16's compress (1.09; 1.28).
+//! fp16 decoding is bound by the Huffman lookups of the high bytes (over half its time even
+//! at 4.5 bits a symbol) and by the merge writing the output. What the decode
 //! side does besides the entropy stages was cut to the minimum: the output is never zeroed
 //! (fresh memory is written directly), the checksum runs at 35-40 GB/s (`crc`), the frame
 //! checksum's pieces combine in well under a microsecond each, a delta's reference is hashed
@@ -661,8 +662,16 @@ struct XorOnto<'r> {
     xored: Vec<std::sync::atomic::AtomicBool>,
     /// Held by the one worker advancing the hash.
     hashing: std::sync::atomic::AtomicBool,
-    /// The hash so far, the next chunk to hash, and the reference bytes hashed.
-    state: Mutex<(xxhash_rust::xxh3::Xxh3, usize, usize)>,
+    state: Mutex<HashFront>,
+}
+
+/// How far [`XorOnto`]'s hash has got.
+struct HashFront {
+    hasher: xxhash_rust::xxh3::Xxh3,
+    /// The next chunk to hash.
+    next: usize,
+    /// Reference bytes hashed.
+    pos: usize,
 }
 
 impl<'r> XorOnto<'r> {
@@ -678,7 +687,11 @@ impl<'r> XorOnto<'r> {
             xored: ranges.iter().map(|_| Default::default()).collect(),
             ranges,
             hashing: Default::default(),
-            state: Mutex::new((xxhash_rust::xxh3::Xxh3::new(), 0, 0)),
+            state: Mutex::new(HashFront {
+                hasher: xxhash_rust::xxh3::Xxh3::new(),
+                next: 0,
+                pos: 0,
+            }),
         }
     }
 
@@ -695,9 +708,9 @@ impl<'r> XorOnto<'r> {
             .is_ok()
         {
             let next = {
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                self.advance(&mut st);
-                st.1
+                let mut front = lock(&self.state);
+                self.advance(&mut front);
+                front.next
             };
             self.hashing.store(false, SeqCst);
             if next == self.ranges.len() || !self.xored[next].load(SeqCst) {
@@ -707,22 +720,21 @@ impl<'r> XorOnto<'r> {
     }
 
     /// Hashes the finished chunks from the next one on.
-    fn advance(&self, st: &mut (xxhash_rust::xxh3::Xxh3, usize, usize)) {
+    fn advance(&self, front: &mut HashFront) {
         use std::sync::atomic::Ordering::SeqCst;
-        let (hasher, next, pos) = st;
-        while *next < self.ranges.len() && self.xored[*next].load(SeqCst) {
+        while front.next < self.ranges.len() && self.xored[front.next].load(SeqCst) {
             // (`max`: a frame's segments are in order, but the hash must not panic if not.)
-            let end = self.ranges[*next].end.max(*pos);
-            hasher.update(&self.reference[*pos..end]);
-            (*next, *pos) = (*next + 1, end);
+            let end = self.ranges[front.next].end.max(front.pos);
+            front.hasher.update(&self.reference[front.pos..end]);
+            (front.next, front.pos) = (front.next + 1, end);
         }
     }
 
     /// The reference's xxh3-128, little-endian: what the workers hashed, then the rest.
     fn finish(self) -> [u8; 16] {
-        let (mut hasher, _, pos) = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
-        hasher.update(&self.reference[pos..]);
-        hasher.digest128().to_le_bytes()
+        let mut front = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        front.hasher.update(&self.reference[front.pos..]);
+        front.hasher.digest128().to_le_bytes()
     }
 }
 
@@ -920,18 +932,16 @@ fn in_order<J: Send, T: Send>(
         }
         work();
     });
-    let mut out = Vec::with_capacity(n);
-    for r in results {
-        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(r) => out.push(r?),
-            // Only after an error: find it.
-            None => continue,
-        }
-    }
-    if out.len() < n {
-        return Err(Error::InvalidArgument("a chunk was not decoded".into()));
-    }
-    Ok(out)
+    // Jobs are taken in order, so every job before the first failure ran: the collect stops
+    // at that failure before it meets a job that did not.
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("jobs before the first failure all ran")
+        })
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -65,8 +65,9 @@ fn choose(hist: &Histogram, len: usize, policy: &Policy) -> (Choice, usize) {
         let huf_est = huffman::coded_size(hist, &lens) + 5;
         // Huffman decodes faster only while a table lookup often yields two or more
         // symbols: much faster at 4 bits a symbol or less (exponents), somewhat up to 6
-        // (fp16 high bytes less their sign: 1.5x, for a loss of ~0.6%), and no faster beyond (INT8 palette
-        // indices), where the vector rANS decoder is also closer to the entropy.
+        // (fp16 high bytes less their sign: 1.5x, for a loss of ~0.6%), and no faster
+        // beyond (INT8 palette indices), where the vector rANS decoder is also closer to
+        // the entropy.
         let loss = if huf_est * 2 <= len {
             loss
         } else if huf_est * 4 <= len * 3 {
